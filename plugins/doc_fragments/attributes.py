@@ -1,0 +1,26 @@
+# Copyright (c) pgtikv.cloud contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # Every module joins the action group; modules declare check/diff support themselves.
+    ACTION_GROUP = r"""
+attributes:
+  action_group:
+    description: Use C(group/pgtikv.cloud.pg_tikv) in C(module_defaults) to set connection options once for all modules.
+    support: full
+    membership:
+      - pgtikv.cloud.pg_tikv
+"""
+
+    INFO_MODULE = r"""
+attributes:
+  check_mode:
+    support: full
+    details: This module never changes anything, so it runs normally in check mode.
+  diff_mode:
+    support: N/A
+    details: This module never changes anything.
+"""

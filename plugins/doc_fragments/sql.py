@@ -1,0 +1,43 @@
+# Copyright (c) pgtikv.cloud contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # Connection to the pg-tikv SQL endpoint (PostgreSQL wire protocol).
+    DOCUMENTATION = r"""
+options:
+  pg_host:
+    description:
+      - Host of the pg-tikv server. If not set, the environment variable E(PG_HOST) is used.
+    type: str
+    default: 127.0.0.1
+  pg_port:
+    description:
+      - Port of the pg-tikv server. If not set, the environment variable E(PG_PORT) is used.
+    type: int
+    default: 5433
+  ssl_mode:
+    description:
+      - libpq C(sslmode) for the SQL connection.
+      - pg-tikv cannot require TLS and silently serves plaintext when its certificate fails to load, so use
+        V(verify-full) with O(ca_cert) wherever the network is not trusted.
+    type: str
+    default: prefer
+    choices: [disable, allow, prefer, require, verify-ca, verify-full]
+  ca_cert:
+    description: CA bundle used to verify the server certificate (libpq C(sslrootcert)).
+    type: path
+    aliases: [ssl_rootcert]
+  connect_timeout:
+    description: Seconds to wait for a SQL connection.
+    type: int
+    default: 10
+requirements:
+  - psycopg2 (C(psycopg2-binary)) on the host that runs the module
+notes:
+  - pg-tikv authenticates with a cleartext password only; the password crosses the network unencrypted unless TLS is used.
+  - Connections always use autocommit, because pg-tikv answers C(BEGIN) with an empty response that breaks
+    drivers' implicit transactions.
+"""
