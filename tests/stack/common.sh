@@ -20,6 +20,9 @@ PD_DATA="$PD_DIR/data"
 PD_PID="$STACK_RUN/pd.pid"
 PD_LOG="$STACK_LOGS/pd.log"
 PD_URL="http://127.0.0.1:$PD_CLIENT_PORT"
+# What identifies our pd-server in /proc/PID/cmdline (pid reuse guard). The
+# trailing space makes it exact (see cmdline_has).
+PD_ID="--data-dir $PD_DATA "
 
 PG_DIR="$PGTIKV_STACK_DIR/postgres"
 PG_DATA="$PG_DIR/data"
@@ -27,16 +30,21 @@ PG_SOCKET_DIR="$PG_DIR/socket"
 PG_PASSWORD_FILE="$PG_DIR/password"
 PG_LOG="$STACK_LOGS/postgres.log"
 
-DOUBLE_SRC="$PGTIKV_ROOT/tests/pgtikv_double/server.py"
+# PGTIKV_DOUBLE_SRC: override for testing these scripts with another server.
+DOUBLE_SRC="${PGTIKV_DOUBLE_SRC:-$PGTIKV_ROOT/tests/pgtikv_double/server.py}"
 DOUBLE_DIR="$PGTIKV_STACK_DIR/double"
 DOUBLE_PID="$STACK_RUN/double.pid"
 DOUBLE_LOG="$STACK_LOGS/double.log"
+DOUBLE_STATE="$DOUBLE_DIR/users.json"
+DOUBLE_ID="--state-file $DOUBLE_STATE "
 
 ENV_FILE="$PGTIKV_STACK_DIR/env.sh"
 # Outside the stack dir so that `stop --purge` can hold it while deleting.
 STACK_LOCK="${PGTIKV_STACK_DIR%/}.lock"
 
 # take_lock: serialise start/stop runs (a second one waits up to 120 s).
+# The lock is fd 9: every long-lived child must be started with `9>&-`,
+# or it inherits the lock and keeps it after this script exits.
 take_lock() {
   exec 9>"$STACK_LOCK"
   flock -w 120 9 || die "another tests/stack/start or stop holds $STACK_LOCK for >120s"
@@ -93,16 +101,45 @@ port_owner() {
   ss -Hltnp "sport = :$1" 2>/dev/null | sed 's/^/    /' || true
 }
 
-# pid_of PIDFILE EXE_SUBSTRING: print the pid if the pid file names a live
-# process whose command line contains EXE_SUBSTRING (guards against a pid
-# reused by an unrelated process). Returns 1 otherwise.
+# alive PID: the process exists and is not a zombie (an exited child that
+# init has not reaped yet still answers kill -0).
+alive() {
+  kill -0 "$1" 2>/dev/null || return 1
+  local state
+  state="$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)"
+  [ -n "$state" ] && [ "$state" != Z ]
+}
+
+# cmdline_has PID STRING: the process's command line (args joined by
+# spaces, with a trailing space) contains STRING.
+cmdline_has() {
+  local cmd
+  cmd="$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null)" || return 1
+  [[ "$cmd " == *"$2"* ]]
+}
+
+# pid_of PIDFILE ID: print the pid if the pid file names a live process
+# whose command line contains ID (guards against a pid reused by an
+# unrelated process). Returns 1 otherwise.
 pid_of() {
   local file="$1" want="$2" pid
   [ -s "$file" ] || return 1
   pid="$(tr -dc '0-9' <"$file")"
   [ -n "$pid" ] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$want" || return 1
+  alive "$pid" || return 1
+  cmdline_has "$pid" "$want" || return 1
+  echo "$pid"
+}
+
+# adopt_listener PORT PIDFILE ID: if the process listening on
+# 127.0.0.1:PORT is ours (its command line contains ID, e.g. our data dir)
+# but its pid file is lost, rewrite the pid file and print the pid.
+adopt_listener() {
+  local port="$1" file="$2" want="$3" pid
+  pid="$(ss -Hltnp "sport = :$port" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2)" || return 1
+  [ -n "$pid" ] || return 1
+  cmdline_has "$pid" "$want" || return 1
+  echo "$pid" >"$file"
   echo "$pid"
 }
 
@@ -120,7 +157,7 @@ wait_for() {
   done
 }
 
-# stop_pid PIDFILE EXE_SUBSTRING NAME GRACE: SIGTERM the process, wait up to
+# stop_pid PIDFILE ID NAME GRACE: SIGTERM the process, wait up to
 # GRACE seconds, then SIGKILL. Removes the pid file.
 stop_pid() {
   local file="$1" want="$2" name="$3" grace="$4" pid
@@ -133,7 +170,7 @@ stop_pid() {
   log "$name: stopping pid $pid"
   kill -TERM "$pid" 2>/dev/null || true
   local deadline=$((SECONDS + grace))
-  while kill -0 "$pid" 2>/dev/null; do
+  while alive "$pid"; do
     if [ "$SECONDS" -ge "$deadline" ]; then
       log "$name: still alive after ${grace}s, sending SIGKILL"
       kill -KILL "$pid" 2>/dev/null || true
@@ -147,7 +184,67 @@ stop_pid() {
 }
 
 # as_pg CMD...: run a command as the postgres OS user (PostgreSQL refuses
-# to run as root). Runs from the stack dir so the cwd is readable.
+# to run as root; as a non-root user, run it directly). Runs from the stack
+# dir so the cwd is readable. Closes fd 9 (the stack lock, see take_lock) so
+# that a server started by pg_ctl does not hold the lock forever.
 as_pg() {
-  (cd "$PGTIKV_STACK_DIR" && runuser -u "$PG_OS_USER" -- "$@")
+  if [ "$(id -u)" -eq 0 ]; then
+    (cd "$PGTIKV_STACK_DIR" && runuser -u "$PG_OS_USER" -- "$@" 9>&-)
+  else
+    (cd "$PGTIKV_STACK_DIR" && "$@" 9>&-)
+  fi
+}
+
+# ------------------------------------------------------------- PostgreSQL
+pg_ctl_() { as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" "$@"; }
+# pg_postmaster_pid: the pid in postmaster.pid, or nothing (never fails).
+pg_postmaster_pid() {
+  [ -s "$PG_DATA/postmaster.pid" ] || return 0
+  head -n1 "$PG_DATA/postmaster.pid" | tr -dc '0-9'
+}
+
+# pg_running: a live (not zombie) postmaster owns our data dir.
+pg_running() {
+  local pid
+  pid="$(pg_postmaster_pid)"
+  [ -n "$pid" ] && alive "$pid" && pg_ctl_ status >/dev/null 2>&1
+}
+
+# has_children PID: some process still has PID as its parent.
+has_children() {
+  grep -qsE "^PPid:[[:space:]]+$1\$" /proc/[0-9]*/status
+}
+
+# clear_stale_pg_pid: after a crash (kill -9) postmaster.pid and the socket
+# lock file stay behind; a dead postmaster that init has not reaped yet still
+# passes PostgreSQL's own kill(pid, 0) check and blocks the next start. Wait
+# for its backends to go, then remove both files.
+clear_stale_pg_pid() {
+  local file pid
+  for file in "$PG_DATA/postmaster.pid" "$PG_SOCKET_DIR/.s.PGSQL.$POSTGRES_PORT.lock"; do
+    [ -s "$file" ] || continue
+    pid="$(head -n1 "$file" | tr -dc '0-9')"
+    if [ -n "$pid" ] && alive "$pid"; then continue; fi
+    log "PostgreSQL: removing stale $(basename "$file") (pid ${pid:-?} is gone)"
+    if [ -n "$pid" ] && ! wait_for 30 "the backends of the dead postmaster $pid to exit" eval "! has_children $pid"; then
+      die "backends of the crashed PostgreSQL (postmaster $pid) are still running; stop them and retry"
+    fi
+    rm -f "$file"
+    [ "$file" = "$PG_DATA/postmaster.pid" ] || rm -f "${file%.lock}"
+  done
+}
+
+# pg_stop: fast shutdown, immediate if that takes more than 30 s.
+pg_stop() {
+  if ! pg_running; then
+    clear_stale_pg_pid
+    return 0
+  fi
+  log "PostgreSQL: pg_ctl stop -m fast"
+  if ! pg_ctl_ stop -m fast -w -t 30 >/dev/null 2>&1; then
+    log "PostgreSQL: fast stop did not finish in 30s; stop -m immediate"
+    pg_ctl_ stop -m immediate -w -t 30 >/dev/null 2>&1 || true
+  fi
+  ! pg_running || die "PostgreSQL did not stop (data dir $PG_DATA, log $PG_LOG)"
+  clear_stale_pg_pid
 }

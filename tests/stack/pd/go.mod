@@ -2,6 +2,11 @@ module github.com/pgtikv/cloud/tests/stack/pd
 
 go 1.26
 
+// Run PD with the runtime defaults of its own go line (go 1.21). Without it,
+// Go >= 1.22's net/http ServeMux panics at startup on the embedded etcd's
+// "/debug/pprof/trace " pattern (the httpmuxgo121 setting).
+godebug default=go1.21
+
 require (
 	github.com/pingcap/kvproto v0.0.0-20240222024302-881fcbf5bc41
 	github.com/tikv/pd v1.1.0-beta.0.20240407022249-7179657d129b
