@@ -10,9 +10,11 @@ class ModuleDocFragment:
 options:
   pd_endpoints:
     description:
-      - PD client URLs, tried in order. Each is V(host:port) or a full V(http://host:port) / V(https://host:port) URL.
-      - The next endpoint is used only when one cannot be reached (connection error or timeout, or HTTP 502/503/504);
-        a PD error answer is never retried on another endpoint.
+      - PD client URLs, tried in order. Each is V(host:port), V(host) (port 2379) or a full V(http://host:port) /
+        V(https://host:port) URL; an item may itself be a comma-separated list.
+      - The next endpoint is used only when one cannot serve the request (connection error, TLS error, timeout,
+        HTTP 502/503/504, or PD answering that it has no leader or is not started); an answer about the keyspace
+        is never retried on another endpoint. The endpoint that answered is tried first by the next request.
       - If not set, the environment variable E(PD_ENDPOINTS) (comma-separated, as in the pg-tikv admin CLI) is used.
     type: list
     elements: str
@@ -23,9 +25,10 @@ options:
     default: 10.0
   pd_retries:
     description:
-      - How many times an idempotent request (GET, state PUT, config PATCH) is retried, with jittered exponential
-        backoff, when PD answers 5xx without a keyspace error or the request times out.
-      - Creation (POST) is never retried blindly; the module re-reads the keyspace instead.
+      - How many more rounds over all endpoints an idempotent request (GET, state PUT, config PATCH) gets, with
+        jittered exponential backoff between rounds, when no endpoint could serve it (see O(pd_endpoints)).
+        A TLS error is not retried.
+      - Creation (POST) is never retried blindly; after a timeout or an "already exists" the keyspace is re-read.
     type: int
     default: 3
   pd_ca_cert:
@@ -35,7 +38,7 @@ options:
     type: path
   pd_client_cert:
     description:
-      - Client certificate for mutual TLS; PD has no other authentication (reference: PD C([security]) section).
+      - Client certificate for mutual TLS. PD has no other authentication (see the C([security]) section of PD's configuration).
       - If not set, the environment variable E(PD_CLIENT_CERT) is used.
     type: path
   pd_client_key:

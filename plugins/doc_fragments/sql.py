@@ -40,4 +40,5 @@ notes:
   - pg-tikv authenticates with a cleartext password only; the password crosses the network unencrypted unless TLS is used.
   - Connections always use autocommit, because pg-tikv answers C(BEGIN) with an empty response that breaks
     drivers' implicit transactions.
+  - The connection names the database C(postgres). pg-tikv ignores the name, and on PostgreSQL that database must exist.
 """

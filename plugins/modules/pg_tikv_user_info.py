@@ -1,0 +1,278 @@
+#!/usr/bin/python
+# Copyright (c) pgtikv.cloud contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pg_tikv_user_info
+short_description: Report users of a pg-tikv tenant (or PostgreSQL roles)
+version_added: 0.1.0
+description:
+  - Reads users without changing anything. The result depends on what the server can do; the module detects this
+    after logging in and does not guess from the version string.
+  - B(With a role catalog) (PostgreSQL), it lists every role with its attributes, or only the roles named in
+    O(names) and O(users).
+    For entries of O(users) that have a password, it also reports whether that password is the stored one.
+  - B(Without a role catalog) (pg-tikv today), users B(cannot be listed), and SUPERUSER, CREATEDB, CREATEROLE and
+    CONNECTION LIMIT cannot be read. For each name asked, the module reports whether the user exists, using the
+    C(ALTER ROLE "name" RESET ALL) probe, and whether it may log in, using a test login.
+    Given a password, it also reports whether the user can log in with it.
+  - When O(tenant) is set, the module first checks over PD's HTTP API that the tenant exists.
+author:
+  - pgtikv.cloud maintainers (!UNKNOWN)
+options:
+  tenant:
+    description:
+      - The tenant (PD keyspace). The module logs in as C(<tenant>.<login_user>).
+      - Omit it for plain PostgreSQL or pg-tikv's default keyspace.
+    type: str
+  names:
+    description:
+      - Users to report.
+      - On a server with a role catalog, an empty list reports every role.
+      - On pg-tikv only the users named here and in O(users) are reported.
+    type: list
+    elements: str
+    default: []
+  users:
+    description: Users to report, each optionally with a password to check.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: User name.
+        type: str
+        required: true
+      password:
+        description:
+          - Password to check. The result is in C(password_valid).
+          - On pg-tikv the check is a test login. It is possible only for LOGIN users, and meaningful only while the
+            server's C(PG_PASSWORD) fallback is unset.
+        type: str
+  login_user:
+    description: User to log in as, inside O(tenant).
+    type: str
+    default: admin
+  login_password:
+    description: Password of O(login_user).
+    type: str
+    required: true
+extends_documentation_fragment:
+  - pgtikv.cloud.sql
+  - pgtikv.cloud.pd
+  - pgtikv.cloud.attributes.action_group
+  - pgtikv.cloud.attributes.info_module
+notes:
+  - On pg-tikv every reported user costs one or two test logins. Failed test logins are expected and may appear in
+    the server log.
+seealso:
+  - module: pgtikv.cloud.pg_tikv_user
+"""
+
+EXAMPLES = r"""
+- name: Which of these users exist in tenant acme, and does app's password work?
+  pgtikv.cloud.pg_tikv_user_info:
+    tenant: acme
+    names: [reporting, batch]
+    users:
+      - name: app
+        password: "{{ app_password }}"
+    login_password: "{{ acme_admin_password }}"
+  register: acme_users
+
+- name: List every role of a PostgreSQL server
+  pgtikv.cloud.pg_tikv_user_info:
+    login_user: postgres
+    login_password: "{{ postgres_password }}"
+    pg_host: db.example.com
+    pg_port: 5432
+  register: roles
+"""
+
+RETURN = r"""
+listable:
+  description: Whether the server can list users (it has a role catalog).
+  returned: always
+  type: bool
+limitations:
+  description: What this server cannot report, in plain words. Empty when nothing is missing.
+  returned: always
+  type: str
+  sample: pg-tikv has no role catalog, so users cannot be listed ...
+users:
+  description:
+    - One entry per user reported. On a server with a role catalog and no names given, every role is listed.
+    - Attributes that cannot be read are null, and are listed in C(unreadable).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: User name.
+      type: str
+    exists:
+      description: Whether the user exists.
+      type: bool
+    login:
+      description: Whether the user may log in. Null when unknown.
+      type: bool
+    superuser:
+      description: SUPERUSER. Null when unreadable.
+      type: bool
+    createdb:
+      description: CREATEDB. Null when unreadable.
+      type: bool
+    createrole:
+      description: CREATEROLE. Null when unreadable.
+      type: bool
+    conn_limit:
+      description: CONNECTION LIMIT (-1 means no limit). Null when unreadable.
+      type: int
+    password_valid:
+      description:
+        - For entries of O(users) that have a password, whether the user can log in with it (pg-tikv), or whether
+          it matches the stored verifier (PostgreSQL).
+        - Null when no password was given or it could not be checked.
+      type: bool
+    unreadable:
+      description: Attributes this server cannot report.
+      type: list
+      elements: str
+server:
+  description: What the module detected about the server (see pgtikv.cloud.pg_tikv_user).
+  returned: always
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.pgtikv.cloud.plugins.module_utils._common import (
+    pd_argument_spec,
+    sql_argument_spec,
+    user_name_error,
+)
+from ansible_collections.pgtikv.cloud.plugins.module_utils._sql_client import (
+    HAS_PSYCOPG2,
+    PSYCOPG2_IMPORT_ERROR,
+    SQLClientError,
+)
+from ansible_collections.pgtikv.cloud.plugins.module_utils._user import (
+    UNREADABLE_WITHOUT_CATALOG,
+    UserSpecError,
+    login_argument_spec,
+    open_session,
+)
+
+NO_CATALOG_LIMITATIONS = (
+    "This server has no role catalog (pg-tikv), so users cannot be listed. Only the names asked were probed: "
+    "existence with ALTER ROLE ... RESET ALL, LOGIN and the password with test logins (meaningful only while "
+    "the server's PG_PASSWORD fallback is unset). SUPERUSER, CREATEDB, CREATEROLE and CONNECTION LIMIT "
+    "cannot be read (reference pg-tikv-server.md §0.1, §0.10).")
+
+
+def argument_spec():
+    spec = dict(
+        tenant=dict(type="str"),
+        names=dict(type="list", elements="str", default=[]),
+        users=dict(type="list", elements="dict", default=[], options=dict(
+            name=dict(type="str", required=True),
+            password=dict(type="str", no_log=True),
+        )),
+    )
+    spec.update(login_argument_spec())
+    spec.update(sql_argument_spec())
+    spec.update(pd_argument_spec())
+    return spec
+
+
+def requested(params):
+    """Ordered {name: password or None} from names and users."""
+    wanted = {}
+    for name in params["names"] or []:
+        wanted.setdefault(name, None)
+    for entry in params["users"] or []:
+        if entry.get("password") is not None or entry["name"] not in wanted:
+            wanted[entry["name"]] = entry.get("password")
+    for name in wanted:
+        err = user_name_error(name)
+        if err:
+            raise UserSpecError(err)
+    return wanted
+
+
+def report_with_catalog(session, wanted):
+    if wanted:
+        users = []
+        for name, password in wanted.items():
+            role = session.get_role(name)
+            entry = dict(name=name, exists=role is not None, login=None, superuser=None, createdb=None,
+                         createrole=None, conn_limit=None, password_valid=None, unreadable=[])
+            if role is not None:
+                entry.update(role)
+                if password is not None:
+                    entry["password_valid"] = session.password_matches(name, password, can_login=role["login"])
+            users.append(entry)
+        return users
+    users = []
+    for role in session.list_roles():
+        role.pop("valid_until_set", None)
+        role.update(exists=True, password_valid=None, unreadable=[])
+        users.append(role)
+    return users
+
+
+def report_without_catalog(session, wanted):
+    users = []
+    for name, password in wanted.items():
+        entry = dict(name=name, exists=session.role_exists(name), login=None, superuser=None, createdb=None,
+                     createrole=None, conn_limit=None, password_valid=None,
+                     unreadable=list(UNREADABLE_WITHOUT_CATALOG))
+        if entry["exists"]:
+            if password is not None:
+                outcome = session.probe_login(name, password)
+                entry["login"] = outcome != "nologin"
+                entry["password_valid"] = {"ok": True, "refused": False}.get(outcome)
+            else:
+                entry["login"] = session.login_allowed(name)
+        users.append(entry)
+    return users
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    if not HAS_PSYCOPG2:
+        module.fail_json(msg=missing_required_lib("psycopg2"), exception=str(PSYCOPG2_IMPORT_ERROR))
+    warnings = []
+    session = None
+    try:
+        wanted = requested(module.params)
+        session = open_session(module.params, warnings)
+        if session.has_role_catalog:
+            users = report_with_catalog(session, wanted)
+            limitations = ""
+            if not session.capabilities.authid_readable and any(p is not None for p in wanted.values()):
+                limitations = ("pg_authid is not readable by the login user: passwords were checked with test "
+                               "logins where possible.")
+        else:
+            users = report_without_catalog(session, wanted)
+            limitations = NO_CATALOG_LIMITATIONS
+            if not wanted:
+                warnings.append("no names given: this server cannot list users; pass names or users")
+        server = session.capabilities.as_dict()
+        listable = session.has_role_catalog
+    except SQLClientError as e:
+        for w in warnings:
+            module.warn(w)
+        module.fail_json(msg=str(e))
+    finally:
+        if session is not None:
+            session.close()
+    for w in warnings:
+        module.warn(w)
+    module.exit_json(changed=False, listable=listable, limitations=limitations, users=users, server=server)
+
+
+if __name__ == "__main__":
+    main()
