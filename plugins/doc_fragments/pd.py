@@ -39,6 +39,7 @@ options:
   pd_client_cert:
     description:
       - Client certificate for mutual TLS. PD has no other authentication (see the C([security]) section of PD's configuration).
+        Implies V(https://) for endpoints given without a scheme.
       - If not set, the environment variable E(PD_CLIENT_CERT) is used.
     type: path
   pd_client_key:
@@ -46,7 +47,10 @@ options:
       - Private key of O(pd_client_cert). If not set, the environment variable E(PD_CLIENT_KEY) is used.
     type: path
   pd_validate_certs:
-    description: Whether to verify PD's TLS certificate. Only set V(false) on private test networks.
+    description:
+      - Whether to verify PD's TLS certificate (against O(pd_ca_cert), or the system CAs without it). Only set V(false)
+        on private test networks.
+      - O(pd_ca_cert) wins over the environment variables E(REQUESTS_CA_BUNDLE) and E(CURL_CA_BUNDLE).
     type: bool
     default: true
 """

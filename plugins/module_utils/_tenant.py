@@ -1,0 +1,1026 @@
+# Copyright (c) pgtikv.cloud contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Reconcile ONE tenant: a PD keyspace plus its pg-tikv admin credential.
+
+PRIVATE: for use by this collection's modules only; may change at any time.
+
+No AnsibleModule in here: :func:`reconcile_tenant` takes a PDClient, the SQL
+connection parameters, a :class:`TenantSpec` and (optionally) the keyspace a
+caller already fetched, and returns a result dict or raises
+:class:`TenantError` (whose ``result`` says what was done before the error).
+pg_tikv_tenant calls it once; a bulk module can call it per tenant with the
+keyspaces of one paginated list call.
+
+Order of work, so that a failure leaves the safest state and is reported:
+
+1. validate the spec (no network);
+2. read: the keyspace (unless given), PD's version (only before a create),
+   SQL login probes (never for a keyspace that does not exist: a login
+   attempt bootstraps ``admin``/``admin``, reference/pg-tikv-server.md §2.2);
+3. plan everything: the state path (refused before any write if illegal),
+   the config patch, the SQL actions and which credentials can run them;
+4. write, unless in check mode: for ``present`` PD first (create / config /
+   enable), then SQL (rotate, unlock); for the decommission states SQL first
+   (lock logins), then PD (config, state walk).
+"""
+
+from __future__ import annotations
+
+import datetime
+import socket
+from urllib.parse import quote
+
+from ansible_collections.pgtikv.cloud.plugins.module_utils._common import (
+    BOOTSTRAP_ADMIN_PASSWORD,
+    BOOTSTRAP_ADMIN_USER,
+    PD_PROTECTED_KEYSPACES,
+    generate_password,
+    password_error,
+    tenant_name_error,
+    user_name_error,
+)
+from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import (
+    PD_PORTABLE_NAME_LENGTH,
+    PDError,
+    PDUnreachable,
+    parse_version,
+    pd_name_error,
+)
+
+# Module state -> PD keyspace state.
+TARGET_STATES = {
+    "present": "ENABLED",
+    "disabled": "DISABLED",
+    "archived": "ARCHIVED",
+    "tombstone": "TOMBSTONE",
+}
+
+# PD's stateTransitionTable without the no-op self edges
+# (reference/pd-keyspace-api.md §3).
+TRANSITIONS = {
+    "ENABLED": ("DISABLED",),
+    "DISABLED": ("ENABLED", "ARCHIVED"),
+    "ARCHIVED": ("TOMBSTONE",),
+    "TOMBSTONE": (),
+}
+
+# Config may change only in these states (§3 allowChangeConfig).
+CONFIG_WRITABLE_STATES = ("ENABLED", "DISABLED")
+
+# Keys PD injects, derives, normalises or refuses to PATCH
+# (reference/pd-keyspace-api.md §4). Never written by this module.
+SERVER_MANAGED_CONFIG_KEYS = (
+    "region_bound_type",
+    "gc_management_type",
+    "tso_keyspace_group_id",
+    "user_kind",
+    "meta_service_group_id",
+    "meta_service_group_addrs",
+)
+
+# How often a create that PD answers "already exists" for a name that then
+# does not exist is re-sent: the create-by-ID allocator collision of §1.3.
+CREATE_ATTEMPTS = 3
+
+ADMIN_STATUS_BOOTSTRAP = "bootstrap"   # admin accepts admin/admin: anyone can take the tenant
+ADMIN_STATUS_SET = "rotated"           # admin refuses the bootstrap password
+ADMIN_STATUS_LOCKED = "locked"         # admin has NOLOGIN
+ADMIN_STATUS_UNKNOWN = "unknown"
+ADMIN_STATUS_NONE = "n/a"              # no keyspace
+
+
+class TenantError(Exception):
+    """A failure with a person-readable message and the partial result.
+
+    ``kind``: validation, transition, confirmation, config, pd, pd_unreachable,
+    sql_auth, sql_unreachable, sql, verification, missing_library.
+    ``result``: the result dict so far (what was changed, the last known
+    keyspace, ``progress``), so that the caller can report the exact state.
+    """
+
+    def __init__(self, message, kind="error", result=None):
+        super().__init__(message)
+        self.message = message
+        self.kind = kind
+        self.result = result or {}
+
+    def __str__(self):
+        return self.message
+
+
+class TenantSpec:
+    """The desired state of one tenant (the module's options)."""
+
+    def __init__(self, name, state="present", config=None, admin_password=None,
+                 update_admin_password="always", login_user=None, login_password=None,
+                 lock_users=None, confirm_tombstone=None):
+        self.name = name
+        self.state = state
+        self.config = config
+        self.admin_password = admin_password
+        self.update_admin_password = update_admin_password
+        self.login_user = login_user
+        self.login_password = login_password
+        self.lock_users = [BOOTSTRAP_ADMIN_USER] if lock_users is None else list(lock_users)
+        self.confirm_tombstone = confirm_tombstone
+
+    @classmethod
+    def from_params(cls, params):
+        return cls(
+            name=params.get("name"),
+            state=params.get("state") or "present",
+            config=params.get("config"),
+            admin_password=params.get("admin_password"),
+            update_admin_password=params.get("update_admin_password") or "always",
+            login_user=params.get("login_user"),
+            login_password=params.get("login_password"),
+            lock_users=params.get("lock_users"),
+            confirm_tombstone=params.get("confirm_tombstone"),
+        )
+
+
+# ---------------------------------------------------------------------------
+# Pure helpers
+
+
+def normalize_config(config):
+    """Split a desired config into (user_config, managed_keys, errors).
+
+    ``user_config`` maps key -> str (put) or None (delete, merge-patch null).
+    Integers and floats are turned into strings (PD's config is a string map,
+    §1.1); booleans, lists and dicts are refused because their string form is
+    ambiguous. Server-managed keys are returned separately and never written.
+    """
+    errors = []
+    user, managed = {}, []
+    if config is None:
+        return None, managed, errors
+    if not isinstance(config, dict):
+        return None, managed, ["config must be a dictionary of string keys and string (or null) values"]
+    for key, value in config.items():
+        if not isinstance(key, str) or not key.strip():
+            errors.append("config keys must be non-empty strings (got %r)" % (key,))
+            continue
+        if key in SERVER_MANAGED_CONFIG_KEYS:
+            managed.append(key)
+            continue
+        if value is None or isinstance(value, str):
+            user[key] = value
+        elif isinstance(value, bool):
+            errors.append("config[%r]: PD config values are strings; quote the boolean (e.g. 'true')" % key)
+        elif isinstance(value, (int, float)):
+            user[key] = str(value)
+        else:
+            errors.append("config[%r]: PD config values must be strings or null (to delete the key), "
+                          "not %s" % (key, type(value).__name__))
+    return user, managed, errors
+
+
+def split_config(config):
+    """(user-owned keys, server-managed keys) of a keyspace's config."""
+    config = config or {}
+    user = {k: v for k, v in config.items() if k not in SERVER_MANAGED_CONFIG_KEYS}
+    managed = {k: v for k, v in config.items() if k in SERVER_MANAGED_CONFIG_KEYS}
+    return user, managed
+
+
+def config_patch(current, desired):
+    """The merge patch that turns ``current`` into ``desired`` (only the keys
+    ``desired`` names; value None means delete). Empty dict: nothing to do."""
+    current = current or {}
+    patch = {}
+    for key, value in (desired or {}).items():
+        if value is None:
+            if key in current:
+                patch[key] = None
+        elif current.get(key) != value:
+            patch[key] = value
+    return patch
+
+
+def apply_patch(config, patch):
+    result = dict(config or {})
+    for key, value in (patch or {}).items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = value
+    return result
+
+
+def plan_transitions(current, target):
+    """Shortest list of states to PUT to go from ``current`` to ``target``.
+
+    Raises ValueError with a message a person can act on when PD's state
+    machine has no path (e.g. ARCHIVED -> ENABLED).
+    """
+    current = (current or "").upper()
+    target = (target or "").upper()
+    if current not in TRANSITIONS:
+        raise ValueError("PD reports an unknown keyspace state %r" % current)
+    if target not in TRANSITIONS:
+        raise ValueError("unknown target state %r" % target)
+    if current == target:
+        return []
+    queue = [(current, [])]
+    seen = {current}
+    while queue:
+        state, path = queue.pop(0)
+        for nxt in TRANSITIONS[state]:
+            if nxt in seen:
+                continue
+            if nxt == target:
+                return path + [nxt]
+            seen.add(nxt)
+            queue.append((nxt, path + [nxt]))
+    if current == "TOMBSTONE":
+        why = "TOMBSTONE is final: PD keeps the name forever and never re-enables it"
+    elif current == "ARCHIVED":
+        why = "an ARCHIVED keyspace can only move on to TOMBSTONE"
+    else:
+        why = "PD's state machine has no such path"
+    raise ValueError("cannot move keyspace from %s to %s: %s (legal moves: ENABLED->DISABLED, "
+                     "DISABLED->ENABLED|ARCHIVED, ARCHIVED->TOMBSTONE)" % (current, target, why))
+
+
+def validate_spec(spec):
+    """Every error of the spec that needs no network (list of messages)."""
+    errors = []
+    err = tenant_name_error(spec.name)
+    if err:
+        return [err]
+    if spec.state not in TARGET_STATES:
+        errors.append("state must be one of %s, not %r" % (", ".join(TARGET_STATES), spec.state))
+    if spec.update_admin_password not in ("always", "on_create"):
+        errors.append("update_admin_password must be 'always' or 'on_create'")
+    err = password_error(spec.admin_password, "admin_password")
+    if err:
+        errors.append(err)
+    elif spec.admin_password == BOOTSTRAP_ADMIN_PASSWORD:
+        # Worded without the word itself: Ansible masks every occurrence of a
+        # no_log value in the output, so "admin" would become "********".
+        errors.append("the tenant superuser password must not be pg-tikv's bootstrap password (the same "
+                      "as the superuser's name): anyone could log in (reference/pg-tikv-server.md §2.2)")
+    err = password_error(spec.login_password, "login_password")
+    if err:
+        errors.append(err)
+    if spec.login_user is not None:
+        err = user_name_error(spec.login_user)
+        if err:
+            errors.append("login_user: " + err)
+        if spec.login_password is None:
+            errors.append("login_user needs login_password")
+    for user in spec.lock_users:
+        err = user_name_error(user)
+        if err:
+            errors.append("lock_users: " + err)
+    config_errors = normalize_config(spec.config)[2]
+    errors.extend(config_errors)
+    if spec.confirm_tombstone is not None and spec.confirm_tombstone != spec.name:
+        errors.append("confirm_tombstone must be exactly the tenant name %r (it is %r)"
+                      % (spec.name, spec.confirm_tombstone))
+    return errors
+
+
+def _iso(ts):
+    if not isinstance(ts, int) or ts <= 0:
+        return None
+    return datetime.datetime.fromtimestamp(ts, tz=datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def keyspace_view(keyspace):
+    """What the modules return for a keyspace (None stays None)."""
+    if not keyspace:
+        return None
+    config = dict(keyspace.get("config") or {})
+    managed = split_config(config)[1]
+    return {
+        "id": keyspace.get("id"),
+        "name": keyspace.get("name"),
+        "state": keyspace.get("state"),
+        "created_at": keyspace.get("created_at"),
+        "state_changed_at": keyspace.get("state_changed_at"),
+        "created": _iso(keyspace.get("created_at")),
+        "state_changed": _iso(keyspace.get("state_changed_at")),
+        "config": config,
+        "server_managed_config": managed,
+    }
+
+
+def build_dsn(host, port, login, password=None, ssl_mode=None, dbname="postgres", ca_cert=None):
+    """A libpq URI. Every part is percent-encoded with ``safe=''``, so ``@``,
+    ``:``, ``/``, ``%``, ``#``, ``?`` and quotes in a password cannot break it
+    (the seed CLI's bug 2, reference/pg-tikv-server.md §6.1)."""
+    host = str(host)
+    if ":" in host and not host.startswith("["):
+        host_part = "[%s]" % host
+    else:
+        host_part = quote(host, safe="[]")
+    user_part = quote(login, safe="")
+    if password is not None:
+        user_part += ":" + quote(password, safe="")
+    dsn = "postgresql://%s@%s:%s/%s" % (user_part, host_part, int(port), quote(dbname, safe=""))
+    query = []
+    if ssl_mode:
+        query.append("sslmode=" + quote(ssl_mode, safe=""))
+    if ca_cert:
+        query.append("sslrootcert=" + quote(ca_cert, safe=""))
+    if query:
+        dsn += "?" + "&".join(query)
+    return dsn
+
+
+def connection_info(sql_params, tenant, user=BOOTSTRAP_ADMIN_USER, password=None):
+    """host, port, login name, a password-less DSN and, only when ``password``
+    is given, ``full_dsn`` (percent-encoded)."""
+    host = sql_params.get("pg_host") or "127.0.0.1"
+    port = int(sql_params.get("pg_port") or 5433)
+    login = "%s.%s" % (tenant, user)
+    info = {
+        "host": host,
+        "port": port,
+        "user": login,
+        "database": "postgres",
+        "dsn": build_dsn(host, port, login, None, sql_params.get("ssl_mode"), ca_cert=sql_params.get("ca_cert")),
+    }
+    if password is not None:
+        info["full_dsn"] = build_dsn(host, port, login, password, sql_params.get("ssl_mode"),
+                                     ca_cert=sql_params.get("ca_cert"))
+    return info
+
+
+def _diff_side(keyspace, admin_status):
+    if not keyspace:
+        return {"state": "absent", "config": {}, "admin": ADMIN_STATUS_NONE}
+    return {"state": keyspace.get("state"), "config": dict(keyspace.get("config") or {}), "admin": admin_status}
+
+
+# ---------------------------------------------------------------------------
+# The reconciler
+
+
+class _Missing:
+    pass
+
+
+MISSING = _Missing()
+
+
+def _default_sql():
+    from ansible_collections.pgtikv.cloud.plugins.module_utils import _sql_client
+    return _sql_client
+
+
+class _Reconciler:
+    def __init__(self, pd, sql_params, spec, check_mode, sql):
+        self.pd = pd
+        self.sql_params = dict(sql_params or {})
+        self.spec = spec
+        self.check_mode = check_mode
+        self._sql = sql
+        self.name = spec.name
+        self.admin = BOOTSTRAP_ADMIN_USER
+        self.queries = []
+        self.wrote = False
+        self.bootstrap_open = False
+        self.sql_hint = ""
+        self._session_queries = []
+        self.result = {
+            "changed": False,
+            "name": spec.name,
+            "exists": False,
+            "keyspace": None,
+            "state_path": [],
+            "config_patch": {},
+            "admin_rotated": False,
+            "admin_password_generated": False,
+            "fully_provisioned": None,
+            "locked_users": [],
+            "warnings": [],
+            "progress": [],
+            "queries": self.queries,
+        }
+
+    # -- helpers ------------------------------------------------------------
+
+    @property
+    def sql(self):
+        if self._sql is None:
+            self._sql = _default_sql()
+        if not getattr(self._sql, "HAS_PSYCOPG2", True):
+            raise TenantError("psycopg2 is required for the SQL side of this task", kind="missing_library",
+                              result=self.result)
+        return self._sql
+
+    def warn(self, text):
+        self.result["warnings"].append(text)
+
+    def done(self, text):
+        self.result["progress"].append(text)
+
+    def wrote_step(self, text):
+        self.wrote = True
+        self.done(text)
+
+    def fail(self, message, kind):
+        self.result["changed"] = self.wrote
+        if not self.result.get("admin_rotated"):
+            self.result.pop("generated_admin_password", None)
+            self.result["admin_password_generated"] = False
+        if self.result["progress"]:
+            message += ". Done before the failure: " + "; ".join(self.result["progress"])
+            message += ". Current keyspace state: %s" % (
+                (self.result.get("keyspace") or {}).get("state") or "unknown")
+        if self.bootstrap_open:
+            message += (". WARNING: the tenant's admin still has the bootstrap password admin/admin, so anyone "
+                        "who reaches pg-tikv can take it; re-run the task as soon as possible (state=present "
+                        "repairs it)")
+            self.result["fully_provisioned"] = False
+        raise TenantError(message, kind=kind, result=self.result)
+
+    def pd_call(self, what, func, *args):
+        try:
+            return func(*args)
+        except PDUnreachable as exc:
+            self.fail("%s: %s" % (what, exc), "pd_unreachable")
+        except PDError as exc:
+            self.fail("%s: %s" % (what, exc), "pd")
+
+    def probe(self, user, password):
+        sql = self.sql
+        try:
+            return sql.probe_login(self.sql_params, self.name, user, password)
+        except sql.ServerUnreachable as exc:
+            self.fail("cannot reach pg-tikv to check %r: %s%s" % (sql.login_name(self.name, user), exc,
+                                                                  self.sql_hint), "sql_unreachable")
+        except sql.SQLClientError as exc:
+            self.fail("login test as %r failed: %s" % (sql.login_name(self.name, user), exc), "sql")
+
+    def sql_port_error(self):
+        """None if pg-tikv's port accepts a TCP connection, else a message."""
+        host = self.sql_params.get("pg_host") or "127.0.0.1"
+        port = int(self.sql_params.get("pg_port") or 5433)
+        timeout = float(self.sql_params.get("connect_timeout") or 10)
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+        except OSError as exc:
+            return "pg-tikv is unreachable at %s:%s (%s)" % (host, port, exc.strerror or exc)
+        return None
+
+    def open_session(self, candidates, purpose):
+        """Log in with the first working (user, password, label) candidate."""
+        sql = self.sql
+        refused = []
+        for user, password, label in candidates:
+            if not password:
+                continue
+            try:
+                return sql.connect(self.sql_params, self.name, user, password), user
+            except sql.LoginRefused:
+                refused.append("%s (refused)" % label)
+            except sql.LoginNotPermitted:
+                refused.append("%s (NOLOGIN)" % label)
+            except sql.ServerUnreachable as exc:
+                self.fail("cannot reach pg-tikv to %s: %s" % (purpose, exc), "sql_unreachable")
+            except sql.SQLClientError as exc:
+                self.fail("login to tenant %r to %s failed: %s" % (self.name, purpose, exc), "sql")
+        tried = ", ".join(refused) if refused else "no credentials were given"
+        self.fail("cannot log in to tenant %r to %s: tried %s. Give the current credentials with "
+                  "login_user/login_password (any user of the tenant that can still log in works: "
+                  "pg-tikv does not enforce privileges, reference/pg-tikv-server.md §0.5)"
+                  % (self.name, purpose, tried), "sql_auth")
+
+    def run_sql(self, session, what, func, *args):
+        sql = self.sql
+        try:
+            return func(*args)
+        except sql.SQLClientError as exc:
+            self.fail("%s in tenant %r failed: %s" % (what, self.name, exc), "sql")
+        finally:
+            self.queries[:] = self._session_queries + list(getattr(session, "queries", []))
+
+    # -- entry ----------------------------------------------------------------
+
+    def run(self, current):
+        errors = validate_spec(self.spec)
+        if errors:
+            raise TenantError("; ".join(errors), kind="validation", result=self.result)
+        self._session_queries = []
+        self.desired_config, managed = normalize_config(self.spec.config)[:2]
+        for key in managed:
+            self.warn("config key %r is managed by PD (reference/pd-keyspace-api.md §4); it is left alone "
+                      "and reported under keyspace.server_managed_config" % key)
+        target = TARGET_STATES[self.spec.state]
+
+        if current is MISSING:
+            current = self.pd_call("reading keyspace %r from PD" % self.name, self.pd.get_keyspace, self.name)
+        if current is not None and current.get("name") in PD_PROTECTED_KEYSPACES:
+            self.fail("keyspace %r is PD's reserved keyspace; it is never managed" % current.get("name"),
+                      "validation")
+        self.result["keyspace"] = keyspace_view(current)
+        self.result["exists"] = current is not None
+
+        if current is None:
+            if target != "ENABLED":
+                self.warn("tenant %r does not exist in PD; nothing to do for state=%s (decommission states "
+                          "never create a keyspace: its name could never be reused)" % (self.name, self.spec.state))
+                side = _diff_side(None, ADMIN_STATUS_NONE)
+                self.result["diff"] = {"before": side, "after": dict(side)}
+                return self.result
+            return self.create()
+        return self.converge(current, target)
+
+    # -- create ---------------------------------------------------------------
+
+    def create(self):
+        version_text = self.pd_call("reading PD's version", self.pd.version)
+        version = parse_version(version_text)
+        self.result["pd_version"] = version_text
+        err = pd_name_error(self.name, version)
+        if err:
+            self.fail("cannot create tenant: " + err, "validation")
+        if version is None and len(self.name) > PD_PORTABLE_NAME_LENGTH:
+            self.warn("PD does not report its version; PD v26.3 and later refuse keyspace names longer than "
+                      "%d characters, so %r would not be portable" % (PD_PORTABLE_NAME_LENGTH, self.name))
+        config = {k: v for k, v in (self.desired_config or {}).items() if v is not None}
+        password = self.spec.admin_password
+        # A new keyspace's admin/admin must be rotated right away; do not create
+        # it while pg-tikv cannot be reached. Only a TCP connect: a login to a
+        # keyspace that does not exist is refused anyway and stalls pg-tikv's
+        # other logins while it retries PD (reference/pg-tikv-server.md §1.4).
+        err = self.sql_port_error()
+        if err:
+            self.fail("not creating tenant %r: %s, so its bootstrap admin/admin could not be rotated at once. "
+                      "Nothing was changed" % (self.name, err), "sql_unreachable")
+        self.result["changed"] = True
+        self.result["state_path"] = ["ENABLED"]
+        self.result["config_patch"] = dict(config)
+        after = {"state": "ENABLED", "config": dict(config), "admin": ADMIN_STATUS_SET}
+        self.result["diff"] = {"before": _diff_side(None, ADMIN_STATUS_NONE), "after": after}
+        if self.check_mode:
+            self.result["keyspace"] = {"id": None, "name": self.name, "state": "ENABLED", "created_at": None,
+                                       "state_changed_at": None, "created": None, "state_changed": None,
+                                       "config": dict(config), "server_managed_config": {}}
+            self.result["admin_rotated"] = True
+            self.result["fully_provisioned"] = True
+            return self.result
+        keyspace, created = self._create_keyspace(config)
+        if not created:
+            # Someone else created it between our read and our POST (or our own
+            # POST's answer was lost): converge it as an existing tenant.
+            self.result["changed"] = False
+            self.result["state_path"] = []
+            self.result["config_patch"] = {}
+            return self.converge(keyspace, "ENABLED")
+        self.result["keyspace"] = keyspace_view(keyspace)
+        self.result["exists"] = True
+        self.wrote_step("created keyspace %r (id %s, ENABLED)" % (self.name, keyspace.get("id")))
+        missing = {k: v for k, v in config.items() if (keyspace.get("config") or {}).get(k) != v}
+        if missing:
+            self.warn("PD did not store these config keys as sent: %s" % ", ".join(sorted(missing)))
+        if password is None:
+            password = self._generated()
+        # Close the bootstrap window at once (reference/pg-tikv-server.md §0.6, §2.2).
+        self.bootstrap_open = True
+        self._rotate_admin([(self.admin, BOOTSTRAP_ADMIN_PASSWORD, "the bootstrap admin/admin")], password,
+                           "rotate the bootstrap admin password of the new tenant")
+        self.result["fully_provisioned"] = True
+        self.result["diff"]["after"] = _diff_side(keyspace, ADMIN_STATUS_SET)
+        return self.result
+
+    def _create_keyspace(self, config):
+        """(keyspace, created_by_this_call)."""
+        for _attempt in range(CREATE_ATTEMPTS):
+            try:
+                return self.pd.create_keyspace(self.name, config), True
+            except PDUnreachable as exc:
+                if not exc.maybe_applied:
+                    self.fail("creating keyspace %r: %s" % (self.name, exc), "pd_unreachable")
+                self.warn("the create request may have reached PD before the connection broke; re-reading")
+            except PDError as exc:
+                if exc.kind != "exists":
+                    self.fail("creating keyspace %r: %s" % (self.name, exc), "pd")
+            # "already exists" or an unknown outcome: re-read (§1.3).
+            keyspace = self.pd_call("re-reading keyspace %r after create" % self.name, self.pd.get_keyspace,
+                                    self.name)
+            if keyspace is not None:
+                return keyspace, False
+        self.fail("PD kept answering 'already exists' for %r although no keyspace has that name: the ID "
+                  "allocator collides with IDs taken by create-by-ID (reference/pd-keyspace-api.md §1.3); "
+                  "re-run the task" % self.name, "pd")
+
+    def _generated(self):
+        password = generate_password()
+        self.result["admin_password_generated"] = True
+        self.result["generated_admin_password"] = password
+        return password
+
+    def _rotate_admin(self, candidates, password, purpose):
+        session, login_user = self.open_session(candidates, purpose)
+        try:
+            if hasattr(session, "add_secret"):
+                session.add_secret(password)
+            self.run_sql(session, "setting the admin password", session.set_password, self.admin, password)
+        finally:
+            session.close()
+        self._session_queries = list(self.queries)
+        self.result["admin_rotated"] = True
+        self.bootstrap_open = False
+        self.wrote_step("set the password of %r" % self.sql.login_name(self.name, self.admin))
+        self._verify_admin(password)
+
+    def _verify_admin(self, password):
+        new = self.probe(self.admin, password)
+        if new != "ok":
+            self.fail("the admin password was changed but a login with it gives %r; the tenant's admin "
+                      "password is in an unknown state" % new, "verification")
+        old = self.probe(self.admin, BOOTSTRAP_ADMIN_PASSWORD)
+        if old == "ok":
+            self.bootstrap_open = True
+            self.fail("the bootstrap password admin/admin still logs in after the rotation; the tenant "
+                      "is NOT protected", "verification")
+        self.done("verified: the new admin password logs in and admin/admin is refused")
+
+    # -- existing keyspace ----------------------------------------------------
+
+    def converge(self, current, target):
+        self.result["exists"] = True
+        self.result["keyspace"] = keyspace_view(current)
+        state = current.get("state")
+        try:
+            path = plan_transitions(state, target)
+        except ValueError as exc:
+            self.fail("tenant %r: %s. Nothing was changed" % (self.name, exc), "transition")
+        if "TOMBSTONE" in path and self.spec.confirm_tombstone != self.name:
+            self.fail("state=tombstone is irreversible (the keyspace name can never be used again); set "
+                      "confirm_tombstone: %s to confirm. Nothing was changed" % self.name, "confirmation")
+        patch = config_patch(current.get("config"), self.desired_config)
+        if patch and state not in CONFIG_WRITABLE_STATES:
+            self.fail("tenant %r is %s; PD changes config only while ENABLED or DISABLED "
+                      "(reference/pd-keyspace-api.md §3). Wanted changes: %s. Nothing was changed"
+                      % (self.name, state, ", ".join(sorted(patch))), "config")
+        self.result["state_path"] = path
+        self.result["config_patch"] = patch
+        before_config = dict(current.get("config") or {})
+        after_keyspace = dict(current, state=target, config=apply_patch(before_config, patch))
+
+        if target == "ENABLED":
+            sql_plan = self._plan_admin_present()
+        else:
+            sql_plan = self._plan_lock()
+        changed = bool(path or patch or sql_plan["actions"])
+        self.result["changed"] = changed
+        self.result["diff"] = {"before": _diff_side(current, sql_plan["before"]),
+                               "after": _diff_side(after_keyspace, sql_plan["after"])}
+        if target == "ENABLED":
+            self.result["fully_provisioned"] = sql_plan["after"] != ADMIN_STATUS_BOOTSTRAP
+            self.result["fully_provisioned_before"] = sql_plan["before"] != ADMIN_STATUS_BOOTSTRAP
+        if self.check_mode or not changed:
+            if self.check_mode and sql_plan.get("will_rotate"):
+                self.result["admin_rotated"] = True
+            if self.check_mode:
+                self.result["locked_users"] = list(sql_plan.get("lock", []))
+                if changed:
+                    self.result["keyspace"] = keyspace_view(after_keyspace)
+            return self.result
+
+        if target == "ENABLED":
+            keyspace = self._apply_pd(current, patch, path)
+            self._apply_admin_present(sql_plan)
+        else:
+            self._apply_lock(sql_plan)
+            keyspace = self._apply_pd(current, patch, path)
+        self.result["keyspace"] = keyspace_view(keyspace)
+        self.result["diff"]["after"] = _diff_side(keyspace, sql_plan["after"])
+        return self.result
+
+    def _apply_pd(self, current, patch, path):
+        keyspace = current
+        if patch:
+            keyspace = self.pd_call("changing the config of keyspace %r" % self.name,
+                                    self.pd.patch_config, self.name, patch)
+            self.result["keyspace"] = keyspace_view(keyspace)
+            self.wrote_step("patched config keys %s" % ", ".join(sorted(patch)))
+            wrong = [k for k, v in patch.items() if (keyspace.get("config") or {}).get(k) != v]
+            if wrong:
+                self.warn("after the config patch PD reports different values for: %s" % ", ".join(sorted(wrong)))
+        for state in path:
+            if self.name in PD_PROTECTED_KEYSPACES:  # never PUT DEFAULT (§1.7)
+                self.fail("refusing to change the state of PD's reserved keyspace", "validation")
+            keyspace = self.pd_call("changing the state of keyspace %r to %s" % (self.name, state),
+                                    self.pd.set_state, self.name, state)
+            self.result["keyspace"] = keyspace_view(keyspace)
+            self.wrote_step("state -> %s" % state)
+            if keyspace.get("state") != state:
+                self.fail("PD answered the state change to %s with state %s" % (state, keyspace.get("state")), "pd")
+        return keyspace
+
+    # -- admin for state=present ----------------------------------------------
+
+    def _login_candidates(self, include_bootstrap):
+        spec = self.spec
+        candidates = []
+        if spec.login_password:
+            user = spec.login_user or self.admin
+            candidates.append((user, spec.login_password, "login_user %r with login_password" % user))
+        if spec.admin_password:
+            candidates.append((self.admin, spec.admin_password, "admin with admin_password"))
+        if include_bootstrap:
+            candidates.append((self.admin, BOOTSTRAP_ADMIN_PASSWORD, "the bootstrap admin/admin"))
+        return candidates
+
+    def _plan_admin_present(self):
+        """Probe the admin login; decide what to do. Only reads."""
+        spec = self.spec
+        plan = {"actions": [], "before": ADMIN_STATUS_UNKNOWN, "after": ADMIN_STATUS_UNKNOWN}
+        if spec.admin_password and spec.update_admin_password == "always":
+            first = self.probe(self.admin, spec.admin_password)
+            if first == "ok":
+                plan["before"] = plan["after"] = ADMIN_STATUS_SET
+                return plan
+            if first == "nologin":
+                plan["before"] = ADMIN_STATUS_LOCKED
+                if not spec.login_password:
+                    self.fail("tenant %r: admin cannot log in (NOLOGIN, e.g. locked by state=disabled). To unlock "
+                              "it with admin_password, give login_user/login_password of another user of the "
+                              "tenant that can log in; or use update_admin_password=on_create to leave admin "
+                              "locked. Nothing was changed" % self.name, "sql_auth")
+                plan["actions"] = ["unlock", "rotate"]
+                plan["candidates"] = self._login_candidates(False)
+                plan["after"] = ADMIN_STATUS_SET
+                plan["will_rotate"] = True
+                plan["password"] = spec.admin_password
+                return plan
+            boot = self.probe(self.admin, BOOTSTRAP_ADMIN_PASSWORD)
+            if boot == "ok":
+                plan["before"] = ADMIN_STATUS_BOOTSTRAP
+                plan["candidates"] = [(self.admin, BOOTSTRAP_ADMIN_PASSWORD, "the bootstrap admin/admin")]
+            else:
+                plan["before"] = ADMIN_STATUS_SET
+                if not spec.login_password:
+                    self.fail("tenant %r: wrong admin password: admin_password is refused and admin no longer has "
+                              "the bootstrap password. To change admin's password, give the current one as "
+                              "login_password (or another user's credentials with login_user); to only check "
+                              "that a password is set, use update_admin_password=on_create. Nothing was changed"
+                              % self.name, "sql_auth")
+                plan["candidates"] = self._login_candidates(False)
+            plan["actions"] = ["rotate"]
+            plan["after"] = ADMIN_STATUS_SET
+            plan["will_rotate"] = True
+            plan["password"] = spec.admin_password
+            return plan
+        # on_create, or no admin_password: only repair the bootstrap password.
+        boot = self.probe(self.admin, BOOTSTRAP_ADMIN_PASSWORD)
+        if boot == "ok":
+            plan["before"] = ADMIN_STATUS_BOOTSTRAP
+            plan["after"] = ADMIN_STATUS_SET
+            plan["actions"] = ["rotate"]
+            plan["will_rotate"] = True
+            plan["candidates"] = [(self.admin, BOOTSTRAP_ADMIN_PASSWORD, "the bootstrap admin/admin")]
+            plan["password"] = spec.admin_password
+            return plan
+        if boot == "nologin":
+            plan["before"] = plan["after"] = ADMIN_STATUS_LOCKED
+            self.warn("tenant %r: admin has NOLOGIN (locked, e.g. by state=disabled) and is left so; to unlock it "
+                      "give admin_password with update_admin_password=always and login_user/login_password"
+                      % self.name)
+            return plan
+        plan["before"] = plan["after"] = ADMIN_STATUS_SET
+        return plan
+
+    def _apply_admin_present(self, plan):
+        if not plan["actions"]:
+            return
+        password = plan.get("password")
+        if password is None:
+            password = self._generated()
+        candidates = plan["candidates"]
+        if "unlock" in plan["actions"]:
+            session, _user = self.open_session(candidates, "unlock admin")
+            try:
+                if hasattr(session, "add_secret"):
+                    session.add_secret(password)
+                self.run_sql(session, "setting a new admin password", session.set_password, self.admin, password)
+                self.wrote_step("set a new password for %r" % self.sql.login_name(self.name, self.admin))
+                self.run_sql(session, "allowing admin to log in", session.set_login, self.admin, True)
+            finally:
+                session.close()
+            self._session_queries = list(self.queries)
+            self.result["admin_rotated"] = True
+            self.wrote_step("unlocked %r (LOGIN)" % self.sql.login_name(self.name, self.admin))
+            self._verify_admin(password)
+            return
+        purpose = ("repair the bootstrap admin password" if plan["before"] == ADMIN_STATUS_BOOTSTRAP
+                   else "change the admin password")
+        self.bootstrap_open = plan["before"] == ADMIN_STATUS_BOOTSTRAP
+        self._rotate_admin(candidates, password, purpose)
+
+    # -- decommission: lock logins ----------------------------------------------
+
+    def _plan_lock(self):
+        """Which of lock_users still can log in? Only reads."""
+        plan = {"actions": [], "lock": [], "before": ADMIN_STATUS_UNKNOWN, "after": ADMIN_STATUS_UNKNOWN}
+        users = []
+        for user in self.spec.lock_users:
+            if user not in users:
+                users.append(user)
+        if not users:
+            return plan
+        self.result["lock_users"] = users
+        self.sql_hint = ". To change only the PD state without locking SQL logins, set lock_users: []"
+        for user in users:
+            # pg-tikv checks NOLOGIN before the password (§2.5): a random password
+            # tells NOLOGIN ('nologin') from LOGIN-or-absent ('refused').
+            outcome = self.probe(user, generate_password())
+            if outcome == "ok":
+                self.fail("pg-tikv accepted a random password for %r: its fallback password PG_PASSWORD is set "
+                          "(reference/pg-tikv-server.md §2.3), so SQL access cannot be locked. Nothing was changed"
+                          % self.sql.login_name(self.name, user), "sql")
+            if user == self.admin:
+                if outcome == "nologin":
+                    plan["before"] = ADMIN_STATUS_LOCKED
+                else:
+                    boot = self.probe(self.admin, BOOTSTRAP_ADMIN_PASSWORD)
+                    plan["before"] = ADMIN_STATUS_BOOTSTRAP if boot == "ok" else ADMIN_STATUS_SET
+                plan["after"] = ADMIN_STATUS_LOCKED
+            if outcome != "nologin":
+                plan["lock"].append(user)
+        if not plan["lock"]:
+            return plan
+        # Log in now (also in check mode) to know which users exist and to fail
+        # before any write when no credentials work.
+        candidates = self._login_candidates(True)
+        session, login_user = self.open_session(candidates, "lock SQL logins")
+        existing = []
+        try:
+            for user in plan["lock"]:
+                if user == self.admin or self.run_sql(session, "checking whether %r exists" % user,
+                                                      session.role_exists, user):
+                    existing.append(user)
+                else:
+                    self.warn("user %r does not exist in tenant %r; nothing to lock" % (user, self.name))
+        except BaseException:
+            session.close()
+            raise
+        if self.check_mode or not existing:
+            session.close()
+            self._session_queries = list(self.queries)
+        plan["lock"] = existing
+        if existing:
+            plan["actions"] = ["lock"]
+            plan["session"] = None if self.check_mode else session
+            plan["session_user"] = login_user
+        return plan
+
+    def _apply_lock(self, plan):
+        if not plan["actions"]:
+            return
+        session = plan["session"]
+        login_user = plan["session_user"]
+        # Lock the session's own user last: pg-tikv keeps an open session alive.
+        order = sorted(plan["lock"], key=lambda u: (u == login_user, u == self.admin))
+        try:
+            for user in order:
+                if user == self.admin:
+                    # Decommission that means it: pg-tikv ignores the keyspace state
+                    # (reference/pg-tikv-server.md §1.5), so admin gets a random
+                    # password nobody knows plus NOLOGIN.
+                    random_password = generate_password()
+                    if hasattr(session, "add_secret"):
+                        session.add_secret(random_password)
+                    self.run_sql(session, "rotating admin to a random password", session.set_password,
+                                 self.admin, random_password)
+                    self.wrote_step("set a random password nobody knows for %r"
+                                    % self.sql.login_name(self.name, self.admin))
+                self.run_sql(session, "setting NOLOGIN on %r" % user, session.set_login, user, False)
+                self.result["locked_users"].append(user)
+                self.wrote_step("locked %r (NOLOGIN)" % self.sql.login_name(self.name, user))
+        finally:
+            session.close()
+            self._session_queries = list(self.queries)
+        for user in order:
+            outcome = self.probe(user, generate_password())
+            if outcome != "nologin":
+                self.fail("%r was set to NOLOGIN but a login test gives %r"
+                          % (self.sql.login_name(self.name, user), outcome), "verification")
+        self.done("verified: %s cannot log in" % ", ".join(order))
+
+
+def reconcile_tenant(pd, sql_params, spec, current=MISSING, check_mode=False, sql=None):
+    """Bring one tenant to ``spec``; return the result dict.
+
+    ``current``: the keyspace dict if the caller already has it (None = it does
+    not exist); omitted = read it from PD. ``sql``: the SQL client module
+    (injectable for tests). Raises TenantError; its ``result`` holds the
+    partial result, including ``progress`` (steps that were completed).
+    """
+    return _Reconciler(pd, sql_params, spec, check_mode, sql).run(current)
+
+
+# ---------------------------------------------------------------------------
+# AnsibleModule glue (kept out of the reconciler so a bulk module can reuse it)
+
+
+def sql_params_from_params(params):
+    """The dict _sql_client expects, from sql_argument_spec() options."""
+    return {key: params.get(key) for key in ("pg_host", "pg_port", "ssl_mode", "ca_cert", "connect_timeout")}
+
+
+def _pd_client_or_fail(module, missing_required_lib):
+    from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import (
+        HAS_REQUESTS, REQUESTS_IMPORT_ERROR, pd_client_from_params)
+    if not HAS_REQUESTS:
+        module.fail_json(msg=missing_required_lib("requests"), exception=str(REQUESTS_IMPORT_ERROR))
+    try:
+        return pd_client_from_params(module.params)
+    except PDError as exc:
+        module.fail_json(msg=str(exc), changed=False)
+
+
+def _emit(module, result, failed_msg=None):
+    result = dict(result)
+    for text in result.pop("warnings", []) or []:
+        module.warn(text)
+    if not module._diff:
+        result.pop("diff", None)
+    if failed_msg is not None:
+        module.fail_json(msg=failed_msg, **result)
+    module.exit_json(**result)
+
+
+def run_tenant_module(module, missing_required_lib):
+    """pg_tikv_tenant: validate, reconcile, report."""
+    spec = TenantSpec.from_params(module.params)
+    errors = validate_spec(spec)
+    if errors:
+        module.fail_json(msg="; ".join(errors), changed=False)
+    pd = _pd_client_or_fail(module, missing_required_lib)
+    sql_params = sql_params_from_params(module.params)
+    try:
+        result = reconcile_tenant(pd, sql_params, spec, check_mode=module.check_mode)
+        failed_msg = None
+    except TenantError as exc:
+        result = exc.result
+        failed_msg = str(exc)
+        if exc.kind == "missing_library":
+            from ansible_collections.pgtikv.cloud.plugins.module_utils._sql_client import PSYCOPG2_IMPORT_ERROR
+            failed_msg = missing_required_lib("psycopg2")
+            result["exception"] = str(PSYCOPG2_IMPORT_ERROR)
+    finally:
+        pd.close()
+    result["connection"] = connection_info(sql_params, spec.name, password=result.get("generated_admin_password"))
+    result["pd_requests"] = list(pd.requests_log)
+    _emit(module, result, failed_msg)
+
+
+def filter_keyspaces(keyspaces, states=None, name_pattern=None, include_reserved=False):
+    """Keyspaces matching the info module's filters (states are PD states)."""
+    import fnmatch
+    from ansible_collections.pgtikv.cloud.plugins.module_utils._common import RESERVED_TENANT_NAMES
+    wanted = {s.upper() for s in states} if states else None
+    out = []
+    for keyspace in keyspaces:
+        name = keyspace.get("name") or ""
+        if not include_reserved and (name in PD_PROTECTED_KEYSPACES or name in RESERVED_TENANT_NAMES
+                                     or keyspace.get("id") == 0):
+            continue
+        if wanted is not None and keyspace.get("state") not in wanted:
+            continue
+        if name_pattern and not fnmatch.fnmatchcase(name, name_pattern):
+            continue
+        out.append(keyspace)
+    return out
+
+
+def run_tenant_info_module(module, missing_required_lib):
+    """pg_tikv_tenant_info: list or get tenants; never writes."""
+    params = module.params
+    name = params.get("name")
+    if name is not None:
+        err = tenant_name_error(name)
+        if err:
+            module.fail_json(msg=err, changed=False)
+    if params.get("page_size") is not None and params["page_size"] < 1:
+        module.fail_json(msg="page_size must be at least 1", changed=False)
+    pd = _pd_client_or_fail(module, missing_required_lib)
+    sql_params = sql_params_from_params(params)
+    try:
+        if name is not None:
+            keyspace = pd.get_keyspace(name)
+            keyspaces = [keyspace] if keyspace else []
+        else:
+            keyspaces = list(pd.iter_keyspaces(page_size=params.get("page_size")))
+    except PDError as exc:
+        module.fail_json(msg="reading keyspaces from PD: %s" % exc, changed=False,
+                         pd_requests=list(pd.requests_log))
+    finally:
+        pd.close()
+    matched = filter_keyspaces(keyspaces, params.get("states"), params.get("name_pattern"),
+                               params.get("include_reserved"))
+    tenants = []
+    for keyspace in matched:
+        item = keyspace_view(keyspace)
+        item["connection"] = connection_info(sql_params, keyspace.get("name"))
+        tenants.append(item)
+    module.exit_json(changed=False, tenants=tenants, count=len(tenants), scanned=len(keyspaces),
+                     pd_requests=list(pd.requests_log))

@@ -1,0 +1,351 @@
+# Copyright (c) pgtikv.cloud contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Unit tests of the pure logic of _tenant: validation, state walking, config
+diff, DSN encoding, filters, and that planning refuses before any write."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+from ansible_collections.pgtikv.cloud.plugins.module_utils import _tenant as t
+
+
+# ---------------------------------------------------------------- validation
+
+@pytest.mark.parametrize("name,text", [
+    ("ab", "3-64 characters"),
+    ("a" * 65, "3-64 characters"),
+    ("Acme", "lowercase"),
+    ("acme-corp", "underscore only"),
+    ("acme.corp", "underscore only"),
+    ("acme:corp", "underscore only"),
+    ("DEFAULT", "reserved keyspace"),
+    ("default", "reserved"),
+    ("id", "reserved"),
+    ("", "non-empty"),
+])
+def test_bad_names(name, text):
+    errors = t.validate_spec(t.TenantSpec(name=name))
+    assert errors and text in errors[0]
+
+
+def test_good_spec():
+    assert t.validate_spec(t.TenantSpec(name="acme_corp", admin_password="s3cret!")) == []
+
+
+@pytest.mark.parametrize("kwargs,text", [
+    (dict(admin_password="admin"), "must not be pg-tikv's bootstrap password"),
+    (dict(admin_password=""), "must not be empty"),
+    (dict(admin_password="a\x00b"), "NUL"),
+    (dict(login_user="admin"), "needs login_password"),
+    (dict(lock_users=[""]), "lock_users"),
+    (dict(config={"k": {"nested": 1}}), "strings or null"),
+    (dict(config={"k": True}), "quote the boolean"),
+    (dict(config={"": "v"}), "non-empty strings"),
+    (dict(config=["k"]), "dictionary"),
+    (dict(state="deleted"), "state must be one of"),
+    (dict(update_admin_password="sometimes"), "update_admin_password"),
+    (dict(confirm_tombstone="other"), "confirm_tombstone must be exactly"),
+])
+def test_bad_specs(kwargs, text):
+    errors = t.validate_spec(t.TenantSpec(name="acme_corp", **kwargs))
+    assert any(text in e for e in errors), errors
+
+
+def test_errors_never_contain_the_password():
+    secret = "Sup3r'Secret"
+    errors = t.validate_spec(t.TenantSpec(name="acme_corp", admin_password=secret, login_user="admin",
+                                          config={"x": True}))
+    assert errors and all(secret not in e for e in errors)
+
+
+# ---------------------------------------------------------------- config
+
+def test_normalize_config():
+    user, managed, errors = t.normalize_config({"a": "1", "b": 2, "c": None, "region_bound_type": "txn"})
+    assert user == {"a": "1", "b": "2", "c": None}
+    assert managed == ["region_bound_type"]
+    assert errors == []
+    assert t.normalize_config(None) == (None, [], [])
+
+
+def test_config_patch_merge_semantics():
+    current = {"a": "1", "b": "2", "gc_management_type": "unified"}
+    assert t.config_patch(current, {"a": "1"}) == {}
+    assert t.config_patch(current, {"a": "9", "b": None, "z": None, "n": "new"}) == {"a": "9", "b": None, "n": "new"}
+    assert t.config_patch(current, None) == {}
+    assert t.apply_patch(current, {"a": "9", "b": None}) == {"a": "9", "gc_management_type": "unified"}
+
+
+def test_split_config():
+    user, managed = t.split_config({"a": "1", "meta_service_group_addrs": "x"})
+    assert user == {"a": "1"} and managed == {"meta_service_group_addrs": "x"}
+
+
+# ---------------------------------------------------------------- state machine
+
+@pytest.mark.parametrize("current,target,path", [
+    ("ENABLED", "ENABLED", []),
+    ("ENABLED", "DISABLED", ["DISABLED"]),
+    ("ENABLED", "ARCHIVED", ["DISABLED", "ARCHIVED"]),
+    ("ENABLED", "TOMBSTONE", ["DISABLED", "ARCHIVED", "TOMBSTONE"]),
+    ("DISABLED", "ENABLED", ["ENABLED"]),
+    ("DISABLED", "TOMBSTONE", ["ARCHIVED", "TOMBSTONE"]),
+    ("ARCHIVED", "TOMBSTONE", ["TOMBSTONE"]),
+    ("TOMBSTONE", "TOMBSTONE", []),
+    ("disabled", "archived", ["ARCHIVED"]),
+])
+def test_plan_transitions(current, target, path):
+    assert t.plan_transitions(current, target) == path
+
+
+@pytest.mark.parametrize("current,target,text", [
+    ("ARCHIVED", "ENABLED", "only move on to TOMBSTONE"),
+    ("ARCHIVED", "DISABLED", "only move on to TOMBSTONE"),
+    ("TOMBSTONE", "ENABLED", "final"),
+    ("TOMBSTONE", "ARCHIVED", "final"),
+    ("WEIRD", "ENABLED", "unknown keyspace state"),
+])
+def test_plan_transitions_refuses(current, target, text):
+    with pytest.raises(ValueError) as exc:
+        t.plan_transitions(current, target)
+    assert text in str(exc.value)
+
+
+# ---------------------------------------------------------------- DSN
+
+def test_dsn_percent_encodes_every_special_character():
+    password = "p@ss:w/o%rd'\"\\ #?&=+"
+    dsn = t.build_dsn("db.example.com", 5433, "acme.admin", password, "verify-full")
+    parts = urlsplit(dsn)
+    assert unquote(parts.password) == password
+    assert parts.hostname == "db.example.com" and parts.port == 5433
+    assert unquote(parts.username) == "acme.admin"
+    userinfo = dsn.split("://", 1)[1].rsplit("@", 1)[0]
+    encoded_password = userinfo.split(":", 1)[1]
+    assert re.fullmatch(r"[A-Za-z0-9._~%-]+", encoded_password)
+    assert dsn.endswith("/postgres?sslmode=verify-full")
+
+
+def test_dsn_without_password_and_ipv6():
+    assert t.build_dsn("::1", 5433, "a.admin") == "postgresql://a.admin@[::1]:5433/postgres"
+
+
+def test_connection_info_full_dsn_only_with_password():
+    info = t.connection_info({"pg_host": "h", "pg_port": 1, "ssl_mode": "require"}, "acme")
+    assert info["user"] == "acme.admin" and "full_dsn" not in info and ":" not in info["dsn"].split("@")[0][13:]
+    info = t.connection_info({"pg_host": "h", "pg_port": 1}, "acme", password="x@y")
+    assert info["full_dsn"] == "postgresql://acme.admin:x%40y@h:1/postgres"
+
+
+def test_keyspace_view():
+    view = t.keyspace_view({"id": 3, "name": "a", "state": "ENABLED", "created_at": 1755763078,
+                            "state_changed_at": 1755763078, "config": {"k": "v", "user_kind": "basic"}})
+    assert view["created"] == "2025-08-21T07:57:58Z"
+    assert view["server_managed_config"] == {"user_kind": "basic"}
+    assert t.keyspace_view(None) is None
+
+
+def names(items):
+    return [k["name"] for k in items]
+
+
+def test_filter_keyspaces():
+    ks = [{"id": 0, "name": "DEFAULT", "state": "ENABLED"}, {"id": 1, "name": "default", "state": "ENABLED"},
+          {"id": 2, "name": "acme_a", "state": "ENABLED"}, {"id": 3, "name": "acme_b", "state": "TOMBSTONE"},
+          {"id": 4, "name": "beta", "state": "DISABLED"}]
+    assert names(t.filter_keyspaces(ks)) == ["acme_a", "acme_b", "beta"]
+    assert names(t.filter_keyspaces(ks, include_reserved=True)) == ["DEFAULT", "default", "acme_a", "acme_b", "beta"]
+    assert names(t.filter_keyspaces(ks, states=["enabled", "disabled"])) == ["acme_a", "beta"]
+    assert names(t.filter_keyspaces(ks, name_pattern="acme_*")) == ["acme_a", "acme_b"]
+
+
+# ---------------------------------------------------------------- planning refuses before writing
+
+class RecordingPD:
+    """A PD stand-in that fails the test on any write."""
+
+    def __init__(self, keyspace):
+        self.keyspace = keyspace
+        self.requests_log = []
+
+    def get_keyspace(self, name):
+        return self.keyspace
+
+    def version(self):
+        return None
+
+    def _write(self, *args):
+        raise AssertionError("a write was attempted: %r" % (args,))
+
+    create_keyspace = set_state = patch_config = _write
+
+
+class NoSQL:
+    HAS_PSYCOPG2 = True
+
+    def __getattr__(self, name):
+        raise AssertionError("SQL was used: " + name)
+
+
+def ks(state, config=None):
+    return {"id": 5, "name": "acme_corp", "state": state, "created_at": 1, "state_changed_at": 1,
+            "config": config or {}}
+
+
+@pytest.mark.parametrize("state,spec_kwargs,kind", [
+    ("ARCHIVED", dict(state="present"), "transition"),
+    ("TOMBSTONE", dict(state="disabled"), "transition"),
+    ("ENABLED", dict(state="tombstone", lock_users=[]), "confirmation"),
+    ("ARCHIVED", dict(state="tombstone", lock_users=[], config={"k": "v"}), "confirmation"),
+    ("ARCHIVED", dict(state="archived", lock_users=[], config={"k": "v"}), "config"),
+])
+def test_refused_before_any_write(state, spec_kwargs, kind):
+    spec = t.TenantSpec(name="acme_corp", **spec_kwargs)
+    with pytest.raises(t.TenantError) as exc:
+        t.reconcile_tenant(RecordingPD(ks(state)), {}, spec, sql=NoSQL())
+    assert exc.value.kind == kind
+    assert exc.value.result["changed"] is False
+    assert "Nothing was changed" in str(exc.value)
+
+
+def test_decommission_of_missing_tenant_is_a_noop():
+    spec = t.TenantSpec(name="acme_corp", state="tombstone", confirm_tombstone="acme_corp")
+    result = t.reconcile_tenant(RecordingPD(None), {}, spec, sql=NoSQL())
+    assert result["changed"] is False and result["exists"] is False and result["warnings"]
+
+
+def test_check_mode_create_plans_without_writing_or_sql(monkeypatch):
+    monkeypatch.setattr(t._Reconciler, "sql_port_error", lambda self: None)
+    spec = t.TenantSpec(name="acme_corp", config={"plan": "gold", "gone": None})
+    result = t.reconcile_tenant(RecordingPD(None), {}, spec, check_mode=True, sql=NoSQL())
+    assert result["changed"] is True
+    assert result["state_path"] == ["ENABLED"]
+    assert result["config_patch"] == {"plan": "gold"}
+    assert result["diff"]["before"]["state"] == "absent"
+    assert result["diff"]["after"] == {"state": "ENABLED", "config": {"plan": "gold"}, "admin": "rotated"}
+    assert "generated_admin_password" not in result
+
+
+def test_check_mode_pd_only_walk():
+    spec = t.TenantSpec(name="acme_corp", state="tombstone", lock_users=[], confirm_tombstone="acme_corp",
+                        config={"a": None})
+    result = t.reconcile_tenant(RecordingPD(ks("ENABLED", {"a": "1"})), {}, spec, check_mode=True, sql=NoSQL())
+    assert result["state_path"] == ["DISABLED", "ARCHIVED", "TOMBSTONE"]
+    assert result["config_patch"] == {"a": None}
+    assert result["diff"]["after"]["state"] == "TOMBSTONE" and result["diff"]["after"]["config"] == {}
+    assert result["changed"] is True
+
+
+class CreatingPD(RecordingPD):
+    def __init__(self):
+        super().__init__(None)
+        self.created = None
+
+    def create_keyspace(self, name, config=None):
+        self.created = {"id": 9, "name": name, "state": "ENABLED", "created_at": 5, "state_changed_at": 5,
+                        "config": dict(config or {})}
+        return self.created
+
+
+class DownSQL:
+    """The SQL side after the TCP pre-flight: every login fails as unreachable."""
+    HAS_PSYCOPG2 = True
+
+    class SQLClientError(Exception):
+        pass
+
+    class ServerUnreachable(SQLClientError):
+        pass
+
+    class LoginRefused(SQLClientError):
+        pass
+
+    class LoginNotPermitted(SQLClientError):
+        pass
+
+    @staticmethod
+    def login_name(tenant, user):
+        return "%s.%s" % (tenant, user)
+
+    def connect(self, *args):
+        raise self.ServerUnreachable("cannot reach the SQL server at h:1: connection refused")
+
+    probe_login = connect
+
+
+def test_half_done_create_says_what_state_it_is_in(monkeypatch):
+    monkeypatch.setattr(t._Reconciler, "sql_port_error", lambda self: None)
+    pd = CreatingPD()
+    spec = t.TenantSpec(name="acme_corp", admin_password="Secret-1")
+    with pytest.raises(t.TenantError) as exc:
+        t.reconcile_tenant(pd, {"pg_host": "h", "pg_port": 1}, spec, sql=DownSQL())
+    msg = str(exc.value)
+    assert exc.value.kind == "sql_unreachable"
+    assert exc.value.result["changed"] is True
+    assert exc.value.result["keyspace"]["state"] == "ENABLED"
+    assert "created keyspace 'acme_corp'" in msg and "Current keyspace state: ENABLED" in msg
+    assert "still has the bootstrap password" in msg and exc.value.result["fully_provisioned"] is False
+    assert "Secret-1" not in msg
+
+
+def test_create_refused_when_pg_tikv_port_is_closed(monkeypatch):
+    monkeypatch.setattr(t._Reconciler, "sql_port_error", lambda self: "pg-tikv is unreachable at h:1 (refused)")
+    pd = CreatingPD()
+    with pytest.raises(t.TenantError) as exc:
+        t.reconcile_tenant(pd, {}, t.TenantSpec(name="acme_corp"), sql=DownSQL())
+    assert pd.created is None
+    assert exc.value.result["changed"] is False
+    assert "Nothing was changed" in str(exc.value)
+
+
+def test_bootstrap_password_message_avoids_the_masked_word():
+    errors = t.validate_spec(t.TenantSpec(name="acme_corp", admin_password="admin"))
+    assert errors and "admin" not in errors[0]
+
+
+class CollidingPD(RecordingPD):
+    """PD v26.3+/master after create-by-ID (reference §1.3): 'already exists' for a new name."""
+
+    def __init__(self, collisions, appears=False):
+        super().__init__(None)
+        self.collisions = collisions
+        self.appears = appears
+        self.creates = 0
+
+    def get_keyspace(self, name):
+        if self.appears and self.creates:
+            return {"id": 7, "name": name, "state": "ENABLED", "config": {}}
+        return None
+
+    def create_keyspace(self, name, config=None):
+        from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import PDError
+        self.creates += 1
+        if self.creates <= self.collisions:
+            raise PDError("exists", kind="exists")
+        return {"id": 8, "name": name, "state": "ENABLED", "config": {}}
+
+
+def test_create_retries_an_id_collision_after_re_reading():
+    pd = CollidingPD(collisions=2)
+    rec = t._Reconciler(pd, {}, t.TenantSpec(name="acme_corp"), False, DownSQL())
+    keyspace, created = rec._create_keyspace({})
+    assert created is True and keyspace["id"] == 8 and pd.creates == 3
+
+
+def test_create_gives_up_after_bounded_collisions():
+    pd = CollidingPD(collisions=99)
+    rec = t._Reconciler(pd, {}, t.TenantSpec(name="acme_corp"), False, DownSQL())
+    with pytest.raises(t.TenantError) as exc:
+        rec._create_keyspace({})
+    assert pd.creates == t.CREATE_ATTEMPTS and "re-run the task" in str(exc.value)
+
+
+def test_create_race_converges_the_existing_keyspace():
+    pd = CollidingPD(collisions=1, appears=True)
+    rec = t._Reconciler(pd, {}, t.TenantSpec(name="acme_corp"), False, DownSQL())
+    keyspace, created = rec._create_keyspace({})
+    assert created is False and keyspace["id"] == 7
