@@ -8,8 +8,9 @@
   sqlcheck.py exists NAME      -> {"exists": bool} via ALTER ROLE "NAME" RESET ALL (pg-tikv double only)
   sqlcheck.py roles            -> {"roles": [names]} from pg_roles (PostgreSQL)
 
-Connection from the environment (never argv, so -v output shows no secret):
-SQLCHECK_HOST, SQLCHECK_PORT, SQLCHECK_USER, SQLCHECK_PASSWORD. Output never
+Connection from the environment: SQLCHECK_HOST, SQLCHECK_PORT, SQLCHECK_USER;
+the password comes on stdin (never argv nor environment: Ansible prints a
+task's environment in the -vvv EXEC line even with no_log). Output never
 contains a password.
 """
 
@@ -19,10 +20,12 @@ import sys
 
 import psycopg2
 
+PASSWORD = sys.stdin.read()
+
 
 def conn():
     c = psycopg2.connect(host=os.environ["SQLCHECK_HOST"], port=int(os.environ["SQLCHECK_PORT"]),
-                         user=os.environ["SQLCHECK_USER"], password=os.environ["SQLCHECK_PASSWORD"],
+                         user=os.environ["SQLCHECK_USER"], password=PASSWORD,
                          dbname="postgres", sslmode="disable", connect_timeout=10)
     c.autocommit = True
     return c
@@ -39,7 +42,7 @@ def login():
             return {"outcome": "nologin"}
         if "password authentication failed" in low:
             return {"outcome": "refused"}
-        return {"outcome": "error", "detail": text.replace(os.environ["SQLCHECK_PASSWORD"], "***")}
+        return {"outcome": "error", "detail": text.replace(PASSWORD, "***")}
 
 
 def role(name):
