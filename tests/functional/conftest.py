@@ -52,7 +52,7 @@ def load_stack_env():
             for line in fh:
                 line = line.strip()
                 if line.startswith("export ") and "=" in line:
-                    key, _, value = line[len("export "):].partition("=")
+                    key, _ignored, value = line[len("export "):].partition("=")
                     env[key.strip()] = value.strip().strip("'\"")
     for key in ("PD_ENDPOINTS", "PG_HOST", "PG_PORT", "POSTGRES_HOST", "POSTGRES_PORT",
                 "POSTGRES_USER", "POSTGRES_PASSWORD", "PGTIKV_STACK_DIR"):

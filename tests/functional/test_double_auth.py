@@ -55,7 +55,7 @@ def test_parameter_status_set_backend_key_and_ready(double, keyspace, helpers):
     assert sorted(res["parameters"]) == sorted([
         ("server_version", "15.0"), ("server_encoding", "UTF8"),
         ("client_encoding", "UTF8"), ("DateStyle", "ISO, MDY")])
-    types = [t for t, _ in res["messages"]]
+    types = [t for t, _ignored in res["messages"]]
     assert types == [b"R", b"S", b"S", b"S", b"S", b"K", b"Z"]
     assert res["ready"] == b"I"
     with closing(helpers.pg_connect(double.port, keyspace + ".admin", "admin")) as conn:

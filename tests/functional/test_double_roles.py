@@ -85,7 +85,7 @@ def test_every_sql_error_is_error_xx000(tenant):
     tenant.run("CREATE ROLE dup")
     for sql in ("CREATE ROLE dup", "DROP ROLE nobody", "CREATE USER u", "SELECT * FROM pg_roles",
                 "SHOW server_version", "GRANT SELECT ON t TO nobody"):
-        severity, code, _ = tenant.error(sql)
+        severity, code, _ignored = tenant.error(sql)
         assert (severity, code) == ("ERROR", "XX000"), sql
 
 

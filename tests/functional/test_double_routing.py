@@ -119,7 +119,7 @@ def test_missing_keyspace_is_rechecked_on_every_login(double, pd_url, helpers):
     """§1.4, §1.5: only found keyspaces are cached; a missing one is
     looked up in PD again at each login (fails twice, then works)."""
     ks = helpers.unique_name("late")
-    for _ in range(2):
+    for _ignored in range(2):
         assert helpers.raw_login(double.port, ks + ".admin", "admin")["error"]["C"] == "28P01"
     helpers.pd_create_keyspace(pd_url, ks)
     res = helpers.raw_login(double.port, ks + ".admin", "admin")
@@ -171,7 +171,7 @@ class _Proxy:
     def _accept(self):
         while self.running:
             try:
-                client, _ = self.listener.accept()
+                client, _ignored = self.listener.accept()
             except OSError:
                 return
             try:

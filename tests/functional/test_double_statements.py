@@ -59,7 +59,7 @@ def test_ready_for_query_is_always_idle(double, keyspace, helpers):
         for sql in ("BEGIN", "CREATE ROLE inside", "SELECT 1"):
             msgs = client.query(sql)
             assert msgs[-1] == (b"Z", b"I"), sql
-        assert [t for t, _ in client.query("BEGIN")] == [b"I", b"Z"]  # EmptyQueryResponse
+        assert [t for t, _ignored in client.query("BEGIN")] == [b"I", b"Z"]  # EmptyQueryResponse
     finally:
         client.close()
 
@@ -107,7 +107,7 @@ def test_multi_statement_runs_all_returns_only_the_last_result(admin, double, ke
     client = helpers.RawPg(double.port)
     try:
         client.login({"user": keyspace + ".admin"}, "admin")
-        types = [t for t, _ in client.query("CREATE ROLE ms3; DROP ROLE ms3; CREATE ROLE ms4")]
+        types = [t for t, _ignored in client.query("CREATE ROLE ms3; DROP ROLE ms3; CREATE ROLE ms4")]
         assert types == [b"C", b"Z"]
     finally:
         client.close()

@@ -446,7 +446,7 @@ def _dollar(sc, line, col, pos):
             sc.next()
         sc.error('Unterminated dollar-quoted string at or near "%s"' % tag, sc.line, sc.col)
     body = rest[:idx]
-    for _ in range(idx + len(end)):
+    for _ignored in range(idx + len(end)):
         sc.next()
     return Token(T_DOLLAR, body, line, col, pos, tag=tag)
 
@@ -1516,8 +1516,8 @@ class Executor:
         return ("tag", "GRANT" if kind == "grant" else "REVOKE")
 
     def _select_values(self, items):
-        columns = [alias for alias, _ in items]
-        return ("rows", columns, [[self._eval(expr) for _, expr in items]])
+        columns = [alias for alias, _ignored in items]
+        return ("rows", columns, [[self._eval(expr) for _ignored, expr in items]])
 
     def _eval(self, expr):
         if expr[0] == "lit":
@@ -1581,12 +1581,12 @@ class PDClient:
             raw = await asyncio.wait_for(reader.read(), self.TIMEOUT)
         finally:
             writer.close()
-        header, _, payload = raw.partition(b"\r\n\r\n")
+        header, _ignored, payload = raw.partition(b"\r\n\r\n")
         lines = header.decode("latin-1").split("\r\n")
         status = int(lines[0].split()[1])
         headers = {}
         for line in lines[1:]:
-            key, _, value = line.partition(":")
+            key, _ignored, value = line.partition(":")
             headers[key.strip().lower()] = value.strip()
         if "chunked" in headers.get("transfer-encoding", "").lower():
             payload = _dechunk(payload)
@@ -1634,7 +1634,7 @@ class PDClient:
 def _dechunk(data):
     out = bytearray()
     while data:
-        size_line, _, rest = data.partition(b"\r\n")
+        size_line, _ignored, rest = data.partition(b"\r\n")
         size = int(size_line.split(b";")[0].strip() or b"0", 16)
         if size == 0:
             break
@@ -1990,7 +1990,7 @@ class Connection:
         elif result[0] == "tag":
             self.send(b"C", result[1].encode() + b"\0")
         else:
-            _, columns, rows = result
+            _ignored, columns, rows = result
             if with_description:
                 self.send(b"T", _row_description(columns))
             for row in rows:
@@ -2073,7 +2073,7 @@ class Connection:
         nparams = struct.unpack("!h", body[pos:pos + 2])[0]
         pos += 2
         params = []
-        for _ in range(nparams):
+        for _ignored in range(nparams):
             length = struct.unpack("!i", body[pos:pos + 4])[0]
             pos += 4
             if length < 0:
@@ -2110,7 +2110,7 @@ class Connection:
             self.send(b"n")
 
     def on_execute(self, body):
-        name, _ = _cstr(body, 0)
+        name, _ignored = _cstr(body, 0)
         portal = self.portals.get(name)
         if portal is None:
             self.extended_error("34000", "Portal not found: %s" % name)
