@@ -372,6 +372,8 @@ def _default_sql():
 
 
 class _Reconciler:
+    session_sink = None
+
     def __init__(self, pd, sql_params, spec, check_mode, sql):
         self.pd = pd
         self.sql_params = dict(sql_params or {})
@@ -617,17 +619,28 @@ class _Reconciler:
 
     def _rotate_admin(self, candidates, password, purpose):
         session, login_user = self.open_session(candidates, purpose)
+        keep = False
         try:
             if hasattr(session, "add_secret"):
                 session.add_secret(password)
             self.run_sql(session, "setting the admin password", session.set_password, self.admin, password)
+            keep = self.session_sink is not None
         finally:
-            session.close()
+            if not keep:
+                session.close()
         self._session_queries = list(self.queries)
         self.result["admin_rotated"] = True
         self.bootstrap_open = False
         self.wrote_step("set the password of %r" % self.sql.login_name(self.name, self.admin))
-        self._verify_admin(password)
+        try:
+            self._verify_admin(password)
+        except BaseException:
+            if keep:
+                session.close()
+            raise
+        if keep:
+            # A bulk caller reuses the still-open session for the tenant's users.
+            self.session_sink(session)
 
     def _verify_admin(self, password):
         new = self.probe(self.admin, password)
@@ -906,15 +919,20 @@ class _Reconciler:
         self.done("verified: %s cannot log in" % ", ".join(order))
 
 
-def reconcile_tenant(pd, sql_params, spec, current=MISSING, check_mode=False, sql=None):
+def reconcile_tenant(pd, sql_params, spec, current=MISSING, check_mode=False, sql=None, session_sink=None):
     """Bring one tenant to ``spec``; return the result dict.
 
     ``current``: the keyspace dict if the caller already has it (None = it does
     not exist); omitted = read it from PD. ``sql``: the SQL client module
-    (injectable for tests). Raises TenantError; its ``result`` holds the
-    partial result, including ``progress`` (steps that were completed).
+    (injectable for tests). ``session_sink``: optional callable; when the admin
+    password was rotated and verified, it receives the still-open session
+    (whose owner then closes it) instead of the session being closed.
+    Raises TenantError; its ``result`` holds the partial result, including
+    ``progress`` (steps that were completed).
     """
-    return _Reconciler(pd, sql_params, spec, check_mode, sql).run(current)
+    reconciler = _Reconciler(pd, sql_params, spec, check_mode, sql)
+    reconciler.session_sink = session_sink
+    return reconciler.run(current)
 
 
 # ---------------------------------------------------------------------------

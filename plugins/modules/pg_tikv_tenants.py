@@ -1,0 +1,497 @@
+#!/usr/bin/python
+# Copyright (c) pgtikv.cloud contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pg_tikv_tenants
+short_description: Reconcile a declared list of pg-tikv tenants and their users in one task
+version_added: 0.1.0
+description:
+  - Takes the whole desired list of tenants, each with its state, PD keyspace config, admin credential and nested
+    users, and reconciles it in one invocation, in the style of Ansible's resource modules.
+  - It reads PD's keyspaces with one paginated list call (not one GET per tenant), works on tenants concurrently
+    with a bounded pool of O(max_workers) threads, and uses one SQL session per tenant for all of its users.
+  - Per tenant it runs the same code as M(pgtikv.cloud.pg_tikv_tenant) and M(pgtikv.cloud.pg_tikv_user). It creates
+    or converges the keyspace, rotates the bootstrap C(admin)/C(admin) credential at once, then creates, updates
+    or drops the users.
+  - A failing tenant never hides the others. Every tenant gets its own entry in RV(tenants), and the task fails
+    at the end, listing the failed tenants. A re-run repairs partial state (a keyspace whose admin still has the
+    bootstrap password, a missing user).
+  - With O(verify=true) every present tenant is then proven usable with fresh test logins. See O(verify).
+author:
+  - pgtikv.cloud maintainers (!UNKNOWN)
+options:
+  config:
+    description:
+      - The declared tenants.
+      - With O(state=gathered), an optional filter, and the credentials used by O(verify).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: Tenant name (PD keyspace name). 3-64 characters, lowercase letters, digits and underscore.
+        type: str
+        required: true
+      state:
+        description:
+          - V(present) creates or enables the keyspace and provisions admin and the users.
+          - V(disabled) locks SQL logins (admin gets a random password and C(NOLOGIN), every listed present user
+            gets C(NOLOGIN)), then disables the keyspace in PD. pg-tikv ignores the keyspace state, so the lock is
+            what really cuts access.
+          - V(archived) and V(tombstone) continue PD's state machine. V(tombstone) is irreversible and needs
+            O(config[].confirm_tombstone).
+        type: str
+        choices: [present, disabled, archived, tombstone]
+        default: present
+      config:
+        description:
+          - PD keyspace config, a map of strings. Only the keys given are managed; a V(null) value deletes a key.
+          - Keys that PD manages itself are never written.
+        type: dict
+        aliases: [keyspace_config]
+      admin_password:
+        description:
+          - The password of the tenant's C(admin).
+          - When omitted, a new tenant (or one whose admin still has the bootstrap password) gets a generated
+            password, returned once in RV(generated_passwords).
+          - Needed to manage the users of an existing tenant.
+        type: str
+      update_admin_password:
+        description:
+          - V(always) sets O(config[].admin_password) when admin does not log in with it (needs the current one
+            in O(config[].login_password) unless admin still has the bootstrap password).
+          - V(on_create) only sets it when the tenant is created or admin still has the bootstrap password.
+        type: str
+        choices: [always, on_create]
+        default: always
+      login_user:
+        description: A user of the tenant that can log in now, to change a forgotten or rotated admin password.
+        type: str
+      login_password:
+        description:
+          - The current password of O(config[].login_user) (or of admin), for example the old admin password
+            during a rotation.
+        type: str
+      confirm_tombstone:
+        description: Must be the tenant name for O(config[].state=tombstone).
+        type: str
+      users:
+        description: The tenant's users. Users that are not listed are left alone (pg-tikv cannot list users).
+        type: list
+        elements: dict
+        default: []
+        suboptions:
+          name:
+            description: User name, exactly as stored. Not C(admin), which the tenant entry manages.
+            type: str
+            required: true
+          state:
+            description: V(present) or V(absent).
+            type: str
+            choices: [present, absent]
+            default: present
+          password:
+            description:
+              - The user's password. When omitted for a new user, one is generated and returned once in
+                RV(generated_passwords).
+            type: str
+          update_password:
+            description: V(always) checks and fixes the password of an existing user; V(on_create) sets it only at creation.
+            type: str
+            choices: [always, on_create]
+            default: always
+          login:
+            description: C(LOGIN)/C(NOLOGIN). New users get C(LOGIN) unless this is V(false).
+            type: bool
+          superuser:
+            description: C(SUPERUSER). Not readable on pg-tikv; see O(unverifiable_attributes).
+            type: bool
+          createdb:
+            description: C(CREATEDB). Not readable on pg-tikv.
+            type: bool
+          createrole:
+            description: C(CREATEROLE). Not readable on pg-tikv.
+            type: bool
+          conn_limit:
+            description: C(CONNECTION LIMIT). Not readable on pg-tikv.
+            type: int
+          unverifiable_attributes:
+            description: Overrides O(unverifiable_attributes) for this user.
+            type: str
+            choices: [apply, on_create]
+  state:
+    description:
+      - V(merged) converges every listed tenant and leaves unlisted tenants alone.
+      - V(overridden) does the same, then disables every ENABLED tenant that is not listed and whose name matches
+        O(managed_pattern) in full. It needs O(allow_disable_unlisted=true). Unlisted tenants are disabled in PD
+        only, because their credentials are unknown; pg-tikv still lets their users log in (a warning says so).
+        Names that this collection could not have created (PD's C(DEFAULT), pg-tikv's C(default), names with
+        upper case or C(-)) are never touched. If any listed entry is invalid, nothing unlisted is disabled.
+      - V(gathered) changes nothing. It returns PD's view of the tenants in RV(gathered) (only the listed ones when
+        O(config) is given) and, with O(verify=true), proves the listed present tenants usable.
+    type: str
+    choices: [merged, overridden, gathered]
+    default: merged
+  allow_disable_unlisted:
+    description: Confirms that O(state=overridden) may disable tenants that are not listed.
+    type: bool
+    default: false
+  managed_pattern:
+    description:
+      - Python regular expression that a tenant name must match in full to be owned by this task.
+      - Required by O(state=overridden). With O(state=gathered) it filters the result.
+    type: str
+  verify:
+    description:
+      - Prove every present listed tenant usable with fresh test logins, after it was reconciled. The keyspace must
+        be ENABLED, admin must log in with its password, the bootstrap C(admin)/C(admin) must be refused, and every
+        present user must log in with its password (a C(login=false) user must be refused as NOLOGIN).
+      - A password that is neither declared nor generated in this run cannot be proven and counts as a problem.
+      - Problems are listed per tenant in RV(incomplete), and the task fails. Skipped in check mode.
+    type: bool
+    default: false
+  max_workers:
+    description: How many tenants are reconciled at the same time.
+    type: int
+    default: 8
+  unverifiable_attributes:
+    description:
+      - Default of O(config[].users[].unverifiable_attributes).
+      - V(on_create) (the default here, unlike M(pgtikv.cloud.pg_tikv_user)) sets superuser, createdb, createrole
+        and conn_limit only when a user is created, so that a re-run of an unchanged fleet reports no change on
+        pg-tikv, which cannot read them back. V(apply) sends them on every run and reports every such user changed.
+    type: str
+    choices: [apply, on_create]
+    default: on_create
+  list_page_size:
+    description:
+      - Page size of PD's keyspace list; the module follows C(next_page_token) until the end.
+      - PD reads one page in one etcd transaction of C(limit + 1) reads, and its embedded etcd refuses transactions
+        of more than 128 operations by default (C(max-txn-ops)), so 127 is the largest page a stock PD serves.
+        A page that PD refuses with C(too many operations in txn request) is asked again at half the size.
+    type: int
+    default: 127
+  details:
+    description:
+      - Return everything known about every tenant in RV(tenants) (keyspace view, progress, SQL statements, the
+        individual verification checks, unchanged users).
+      - By default an unchanged tenant reports only its status and verification, and a changed one what changed.
+        AnsibleModule masks every declared password in every string of the result, so for a large fleet the full
+        result costs more than the work.
+    type: bool
+    default: false
+extends_documentation_fragment:
+  - pgtikv.cloud.pd
+  - pgtikv.cloud.sql
+  - pgtikv.cloud.attributes.action_group
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+    details:
+      - Check mode only reads (PD list, test logins, the existence probe) and reports what would change.
+      - For a tenant that does not exist yet, its users are reported as would-be created without any login.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+    details:
+      - The diff lists the tenants that change, with their keyspace state, config, admin status and users.
+        Passwords never appear; they are shown as C(<hidden>) markers.
+notes:
+  - B(Secrets.) RV(generated_passwords) holds every password generated in the run. Set C(no_log) to V(true) on the
+    task and store them (the C(pgtikv.cloud.tenants) role does). Declared passwords never appear in the result.
+  - On pg-tikv, password and login checks are test logins; they are meaningful only while the server's fallback
+    password C(PG_PASSWORD) is unset.
+  - The modules run where the task runs. Use C(hosts=localhost) or C(delegate_to=localhost), so that the
+    environment fallbacks (for example an AWX credential) apply.
+seealso:
+  - module: pgtikv.cloud.pg_tikv_tenant
+  - module: pgtikv.cloud.pg_tikv_user
+  - name: The tenants role
+    description: Drives this module, stores generated passwords and fails with a readable list of what is incomplete.
+    link: https://example.invalid/pgtikv/cloud/roles/tenants
+"""
+
+EXAMPLES = r"""
+- name: Provision two tenants with their users, and prove them usable
+  pgtikv.cloud.pg_tikv_tenants:
+    config:
+      - name: acme_corp
+        admin_password: "{{ vault_acme_admin }}"
+        config: {owner: team-a}
+        users:
+          - name: app
+            password: "{{ vault_acme_app }}"
+          - name: reporting
+      - name: beta_inc
+        users:
+          - name: app
+    verify: true
+    max_workers: 16
+  register: fleet
+  no_log: true   # generated_passwords holds the generated ones
+
+- name: Decommission a tenant (lock admin and its users, disable the keyspace)
+  pgtikv.cloud.pg_tikv_tenants:
+    config:
+      - name: old_corp
+        state: disabled
+        admin_password: "{{ vault_old_admin }}"
+        users:
+          - name: app
+
+- name: Disable every tenant named team_* that is not in the list
+  pgtikv.cloud.pg_tikv_tenants:
+    state: overridden
+    managed_pattern: "team_[a-z0-9_]+"
+    allow_disable_unlisted: true
+    config: "{{ declared_tenants }}"
+
+- name: Read back what PD has
+  pgtikv.cloud.pg_tikv_tenants:
+    state: gathered
+  register: current
+"""
+
+RETURN = r"""
+tenants:
+  description:
+    - One entry per listed tenant (in list order), then one per unlisted tenant that O(state=overridden) handled.
+    - Unless O(details=true), an unchanged tenant reports only C(name), C(status), C(changed), C(failed) and
+      C(verification), and a changed one adds what changed (C(state_path), C(config_patch), C(admin_rotated),
+      C(keyspace) with C(id) and C(config), its C(users) with their status).
+  returned: when O(state) is not V(gathered)
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Tenant name.
+      type: str
+    status:
+      description: V(created), V(changed), V(unchanged) or V(failed).
+      type: str
+    changed:
+      description: Whether anything of this tenant changed (or would, in check mode).
+      type: bool
+    failed:
+      description: Whether this tenant failed.
+      type: bool
+    msg:
+      description: Why it failed, including what had been done before.
+      type: str
+      returned: when failed
+    keyspace:
+      description: The keyspace after the run (C(id) and C(config); with O(details=true) also name, state, created, state_changed).
+      type: dict
+    state_path:
+      description: The PD states set, in order.
+      type: list
+      elements: str
+    config_patch:
+      description: The config merge patch sent to PD.
+      type: dict
+    admin_rotated:
+      description: Whether the admin password was set.
+      type: bool
+    users:
+      description: Per user, V(status) (created, changed, unchanged, removed, locked, skipped, failed), C(changed),
+        C(password_changed), C(queries) (passwords masked) and C(msg) on failure.
+      type: list
+      elements: dict
+    verification:
+      description: With O(verify), C(complete), C(problems) and the individual C(checks).
+      type: dict
+      returned: when O(verify=true), not in check mode
+    queries:
+      description: With O(details=true), the SQL statements run for the admin (passwords masked).
+      type: list
+      elements: str
+    warnings:
+      description: Warnings of this tenant.
+      type: list
+      elements: str
+    seconds:
+      description: Time spent on this tenant.
+      type: float
+  sample:
+    - name: acme_corp
+      status: created
+      changed: true
+      failed: false
+      state_path: [ENABLED]
+      admin_rotated: true
+      users:
+        - {name: app, status: created, changed: true, password_changed: true}
+summary:
+  description: Counts of the run.
+  returned: always
+  type: dict
+  sample: {total: 2, created: 1, changed: 0, unchanged: 1, failed: 0, users_created: 2, users_changed: 0,
+           users_failed: 0, verified: 2, incomplete: 0}
+generated_passwords:
+  description:
+    - Passwords generated in this run, by tenant. Each value is a dict with C(admin) and C(users) (user name to
+      password). Returned only here, once.
+    - Set C(no_log) to V(true) on the task.
+  returned: when O(state) is not V(gathered)
+  type: dict
+report:
+  description:
+    - A readable report without secrets. The first line counts everything, then one line per tenant that changed,
+      failed or is not proven (at most 50).
+  returned: when O(state) is not V(gathered)
+  type: list
+  elements: str
+  sample:
+    - "2 tenants: 1 created, 0 changed, 1 unchanged, 0 failed; users: 2 created, 0 changed; 2 tenants verified, 0 incomplete"
+    - "acme_corp                created   state ENABLED; admin rotated; users: app created, reporting created"
+problems:
+  description: Every reason the run is not complete (a failed tenant, a verification problem), one line each.
+  returned: when O(state) is not V(gathered)
+  type: list
+  elements: str
+incomplete:
+  description: With O(verify), the tenants that are not proven usable, each with its C(problems).
+  returned: always
+  type: list
+  elements: dict
+gathered:
+  description: With O(state=gathered), PD's keyspaces (not C(DEFAULT)), with C(verification) for listed tenants when O(verify=true).
+  returned: when O(state=gathered)
+  type: list
+  elements: dict
+missing:
+  description: With O(state=gathered), listed tenants that do not exist in PD.
+  returned: when O(state=gathered)
+  type: list
+  elements: str
+pd_requests:
+  description: How many requests of each kind were sent to PD, by C(METHOD kind).
+  sample: {"GET list": 1, "GET version": 1, "POST create": 5}
+  returned: always
+  type: dict
+notes:
+  description: Remarks on the run (for example why nothing unlisted was disabled).
+  returned: when O(state=overridden)
+  type: list
+  elements: str
+seconds:
+  description: Wall time of the module's work.
+  returned: always
+  type: float
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.pgtikv.cloud.plugins.module_utils._bulk import (
+    compact_tenant,
+    fleet_diff,
+    override_guard_error,
+    run_fleet,
+)
+from ansible_collections.pgtikv.cloud.plugins.module_utils._common import (
+    pd_argument_spec,
+    sql_argument_spec,
+)
+from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import (
+    HAS_REQUESTS,
+    REQUESTS_IMPORT_ERROR,
+    PDError,
+)
+from ansible_collections.pgtikv.cloud.plugins.module_utils._sql_client import (
+    HAS_PSYCOPG2,
+    PSYCOPG2_IMPORT_ERROR,
+)
+
+USER_OPTIONS = dict(
+    name=dict(type="str", required=True),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    password=dict(type="str", no_log=True),
+    update_password=dict(type="str", choices=["always", "on_create"], default="always", no_log=False),
+    login=dict(type="bool"),
+    superuser=dict(type="bool"),
+    createdb=dict(type="bool"),
+    createrole=dict(type="bool"),
+    conn_limit=dict(type="int"),
+    unverifiable_attributes=dict(type="str", choices=["apply", "on_create"]),
+)
+
+TENANT_OPTIONS = dict(
+    name=dict(type="str", required=True),
+    state=dict(type="str", choices=["present", "disabled", "archived", "tombstone"], default="present"),
+    config=dict(type="dict", aliases=["keyspace_config"]),
+    admin_password=dict(type="str", no_log=True),
+    update_admin_password=dict(type="str", choices=["always", "on_create"], default="always", no_log=False),
+    login_user=dict(type="str"),
+    login_password=dict(type="str", no_log=True),
+    confirm_tombstone=dict(type="str"),
+    users=dict(type="list", elements="dict", default=[], options=USER_OPTIONS),
+)
+
+
+def argument_spec():
+    spec = dict(
+        config=dict(type="list", elements="dict", default=[], options=TENANT_OPTIONS),
+        state=dict(type="str", choices=["merged", "overridden", "gathered"], default="merged"),
+        allow_disable_unlisted=dict(type="bool", default=False),
+        managed_pattern=dict(type="str"),
+        verify=dict(type="bool", default=False),
+        max_workers=dict(type="int", default=8),
+        unverifiable_attributes=dict(type="str", choices=["apply", "on_create"], default="on_create"),
+        list_page_size=dict(type="int", default=127),
+        details=dict(type="bool", default=False),
+    )
+    spec.update(pd_argument_spec())
+    spec.update(sql_argument_spec())
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    if not HAS_REQUESTS:
+        module.fail_json(msg=missing_required_lib("requests"), exception=str(REQUESTS_IMPORT_ERROR))
+    if not HAS_PSYCOPG2:
+        module.fail_json(msg=missing_required_lib("psycopg2"), exception=str(PSYCOPG2_IMPORT_ERROR))
+    params = dict(module.params)
+    if not 1 <= params["max_workers"] <= 64:
+        module.fail_json(msg="max_workers must be between 1 and 64")
+    if params["list_page_size"] < 1:
+        module.fail_json(msg="list_page_size must be 1 or more")
+    state = params["state"]
+    if state == "overridden":
+        err = override_guard_error(params)
+        if err:
+            module.fail_json(msg=err)
+    try:
+        result = run_fleet(params, params["config"] or [], state, module.check_mode)
+    except PDError as exc:
+        module.fail_json(msg="PD client options are invalid: %s" % exc)
+    for tenant in result.get("tenants", []):
+        for warning in tenant.get("warnings") or []:
+            module.warn("%s: %s" % (tenant["name"], warning))
+    tenants = result.get("tenants", [])
+    if module._diff and state != "gathered":
+        result["diff"] = fleet_diff(tenants)
+    for tenant in tenants:
+        tenant.pop("diff", None)
+        for user in tenant.get("users") or []:
+            user.pop("diff", None)
+    if not params["details"]:
+        result["tenants"] = [compact_tenant(t) for t in tenants]
+    # The arguments are echoed without the declared list: it is the caller's own
+    # input, and masking its passwords in thousands of echoed strings would cost
+    # more than the work itself.
+    echo = {k: v for k, v in module.params.items() if k != "config"}
+    echo["config"] = "(%d tenants, %d users: not echoed)" % (
+        len(params["config"] or []), sum(len(t.get("users") or []) for t in params["config"] or []))
+    result["invocation"] = {"module_args": echo}
+    if result.pop("failed", False):
+        module.fail_json(**result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,392 @@
+# Copyright (c) pgtikv.cloud contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Unit tests of _bulk: validation of the list, the overridden guard, the
+paginated list, and the orchestration around reconcile_tenant/reconcile_user
+(replaced by fakes here; the real ones are exercised by the integration
+targets against the real PD and the pg-tikv double)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ansible_collections.pgtikv.cloud.plugins.module_utils import _bulk as b
+from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import PDError
+from ansible_collections.pgtikv.cloud.plugins.module_utils._tenant import TenantError
+
+
+def entry(name, **kw):
+    return dict({"name": name, "state": "present", "users": []}, **kw)
+
+
+# ---------------------------------------------------------------- validation
+
+def test_validate_fleet_reports_each_bad_entry():
+    errors = b.validate_fleet([
+        entry("acme_corp", users=[{"name": "app"}, {"name": "app"}]),
+        entry("Bad-Name"),
+        entry("beta_inc", users=[{"name": "admin"}]),
+        entry("gamma_co", admin_password="admin"),
+        entry("ok_tenant", users=[{"name": "app", "password": "x" * 12}]),
+    ])
+    assert set(errors) == {"acme_corp", "Bad-Name", "beta_inc", "gamma_co"}
+    assert "listed more than once" in errors["acme_corp"][0]
+    assert "invalid tenant name" in errors["Bad-Name"][0]
+    assert "managed by the tenant entry" in errors["beta_inc"][0]
+    assert "bootstrap password" in errors["gamma_co"][0]
+
+
+def test_validate_fleet_duplicate_tenant_is_a_list_error():
+    errors = b.validate_fleet([entry("acme_corp"), entry("acme_corp")])
+    assert "listed more than once" in errors[None][0]
+
+
+def test_decommission_locks_admin_and_every_present_user():
+    spec = b.tenant_spec(entry("acme_corp", state="disabled", users=[
+        {"name": "app"}, {"name": "gone", "state": "absent"}, {"name": "ro", "state": "present"}]))
+    assert spec.lock_users == ["admin", "app", "ro"]
+    assert b.tenant_spec(entry("acme_corp", users=[{"name": "app"}])).lock_users == ["admin"]
+
+
+# ---------------------------------------------------------------- overridden guard
+
+@pytest.mark.parametrize("params,text", [
+    ({}, "allow_disable_unlisted"),
+    ({"allow_disable_unlisted": True}, "managed_pattern"),
+    ({"allow_disable_unlisted": True, "managed_pattern": "acme_("}, "not a valid regular expression"),
+])
+def test_override_guard(params, text):
+    assert text in b.override_guard_error(params)
+
+
+def test_override_guard_passes():
+    assert b.override_guard_error({"allow_disable_unlisted": True, "managed_pattern": "acme_.*"}) is None
+
+
+def test_unlisted_candidates_never_touch_what_is_not_owned():
+    keyspaces = [
+        {"name": "DEFAULT", "state": "ENABLED"},
+        {"name": "default", "state": "ENABLED"},
+        {"name": "acme_one", "state": "ENABLED"},      # listed
+        {"name": "acme_two", "state": "ENABLED"},      # the only candidate
+        {"name": "acme_three", "state": "DISABLED"},   # already disabled
+        {"name": "acme-four", "state": "ENABLED"},     # not a name this collection creates
+        {"name": "Acme_five", "state": "ENABLED"},     # upper case
+        {"name": "beta_six", "state": "ENABLED"},      # outside the pattern
+        {"name": "acme_sevenx", "state": "ENABLED"},   # the pattern must match in full
+    ]
+    got = b._unlisted_candidates(keyspaces, {"acme_one"}, r"acme_[a-z]{3,5}")
+    assert [k["name"] for k in got] == ["acme_two"]
+
+
+# ---------------------------------------------------------------- paginated list
+
+class ListingPD:
+    """Refuses pages larger than PD's etcd allows, like the real PD."""
+
+    def __init__(self, max_page=127):
+        self.max_page = max_page
+        self.asked = []
+
+    def list_keyspaces(self, page_size=100):
+        self.asked.append(page_size)
+        if page_size > self.max_page:
+            raise PDError("PD answered HTTP 500: etcdserver: too many operations in txn request", kind="server_error")
+        return [{"name": "DEFAULT", "state": "ENABLED"}]
+
+
+def test_list_halves_a_page_that_pd_refuses():
+    pd = ListingPD(max_page=60)
+    assert b.list_keyspaces(pd, 500) == [{"name": "DEFAULT", "state": "ENABLED"}]
+    assert pd.asked == [500, 250, 125, 62, 31]
+
+
+def test_list_other_errors_are_not_retried():
+    class Broken(ListingPD):
+        def list_keyspaces(self, page_size=100):
+            self.asked.append(page_size)
+            raise PDError("PD is down", kind="unreachable")
+    pd = Broken()
+    with pytest.raises(PDError):
+        b.list_keyspaces(pd, 127)
+    assert pd.asked == [127]
+
+
+# ---------------------------------------------------------------- orchestration
+
+class FakeSession:
+    def __init__(self, tenant):
+        self.tenant = tenant
+        self.closed = False
+
+    def close(self):
+        self.closed = True
+
+
+class FakeWorld:
+    """Stands in for reconcile_tenant, reconcile_user and the SQL logins."""
+
+    def __init__(self, fail_tenants=(), fail_users=(), refuse=()):
+        self.fail_tenants = set(fail_tenants)
+        self.fail_users = set(fail_users)
+        self.refuse = set(refuse)        # (tenant, user) whose test login is refused
+        self.sessions = []
+        self.tenant_calls = []
+
+    def reconcile_tenant(self, pd, sql_params, spec, current=None, check_mode=False, sql=None, session_sink=None):
+        self.tenant_calls.append((spec.name, current))
+        if spec.name in self.fail_tenants:
+            raise TenantError("tenant %r: wrong admin password" % spec.name, kind="sql_auth",
+                              result={"keyspace": {"name": spec.name, "state": "ENABLED"}, "warnings": []})
+        # like reconcile_tenant: in check mode a missing keyspace still does not exist afterwards
+        res = {"changed": current is None, "exists": current is not None or not check_mode, "warnings": [], "state_path": [] if current else ["ENABLED"],
+               "keyspace": {"id": 1, "name": spec.name, "state": "ENABLED", "config": {}},
+               "admin_rotated": current is None, "diff": {"before": {}, "after": {}}}
+        if spec.admin_password is None and current is None:
+            res["generated_admin_password"] = "gen-admin-" + spec.name
+            res["admin_password_generated"] = True
+        if current is None and not check_mode and session_sink is not None:
+            # like reconcile_tenant after rotating admin: hand the open session over
+            session_sink(self.connect(sql_params, spec.name, "admin", "admin"))
+        return res
+
+    def reconcile_user(self, session, spec, check_mode=False):
+        if (session.tenant, spec.name) in self.fail_users:
+            raise b.sql.SQLClientError("cannot create %r" % spec.name)
+        res = {"changed": True, "created": True, "password_changed": True, "queries": [
+            'CREATE ROLE "%s" WITH LOGIN PASSWORD \'********\'' % spec.name], "warnings": []}
+        if spec.password is None:
+            res["generated_password"] = "gen-%s-%s" % (session.tenant, spec.name)
+        return res
+
+    def connect(self, sql_params, tenant, user, password):
+        session = FakeSession(tenant)
+        self.sessions.append(session)
+        return session
+
+    def probe_login(self, sql_params, tenant, user, password):
+        if password == "admin":
+            return "refused"
+        if (tenant, user) in self.refuse:
+            return "refused"
+        return "ok"
+
+
+@pytest.fixture
+def world(monkeypatch):
+    w = FakeWorld()
+    monkeypatch.setattr(b, "reconcile_tenant", w.reconcile_tenant)
+    monkeypatch.setattr(b, "reconcile_user", w.reconcile_user)
+    monkeypatch.setattr(b.sql, "connect", w.connect)
+    monkeypatch.setattr(b.sql, "probe_login", w.probe_login)
+    return w
+
+
+class StaticPD:
+    requests_log = [{"method": "GET", "path": "/pd/api/v2/keyspaces", "status": 200}]
+
+    def __init__(self, keyspaces):
+        self.keyspaces = keyspaces
+
+    def list_keyspaces(self, page_size=100):
+        return list(self.keyspaces)
+
+    def version(self):
+        return "v8.5.0"
+
+
+PARAMS = {"pg_host": "127.0.0.1", "pg_port": 5433, "max_workers": 4, "verify": True}
+
+
+def test_one_failing_tenant_hides_nothing(world):
+    world.fail_tenants.add("beta_inc")
+    world.fail_users.add(("gamma_co", "bad"))
+    items = [
+        entry("acme_corp", admin_password="A-pass-1", users=[{"name": "app", "password": "U-pass-1"}]),
+        entry("beta_inc", admin_password="B-pass-1", users=[{"name": "app", "password": "U-pass-2"}]),
+        entry("gamma_co", users=[{"name": "bad"}, {"name": "good"}]),
+    ]
+    pd = StaticPD([{"name": "DEFAULT", "state": "ENABLED"}, {"name": "beta_inc", "state": "ENABLED"}])
+    out = b.run_fleet(PARAMS, items, "merged", False, pd=pd)
+    assert [t["status"] for t in out["tenants"]] == ["created", "failed", "failed"]
+    assert out["failed"] and "beta_inc" in out["msg"] and "gamma_co" in out["msg"]
+    beta = out["tenants"][1]
+    assert beta["users"] == [{"name": "app", "status": "skipped", "changed": False, "msg": "the tenant failed first"}]
+    gamma = {u["name"]: u for u in out["tenants"][2]["users"]}
+    assert gamma["bad"]["status"] == "failed" and gamma["good"]["status"] == "created"
+    # the keyspace from the single list is handed over; no per-tenant read
+    assert dict(world.tenant_calls)["beta_inc"] == {"name": "beta_inc", "state": "ENABLED"}
+    assert dict(world.tenant_calls)["acme_corp"] is None
+    # one session per tenant (the one that rotated admin, handed over), always closed
+    assert sorted(s.tenant for s in world.sessions) == ["acme_corp", "gamma_co"]
+    assert all(s.closed for s in world.sessions)
+    assert out["summary"]["created"] == 1 and out["summary"]["failed"] == 2
+    assert any(line.startswith("beta_inc: FAILED: ") for line in out["problems"])
+
+
+def test_the_session_that_rotated_admin_serves_the_users(world):
+    items = [entry("acme_corp", admin_password="A-pass-1", users=[{"name": "app", "password": "U-pass-1"}]),
+             entry("beta_inc", admin_password="B-pass-1", users=[{"name": "app", "password": "U-pass-2"}]),
+             entry("gamma_co", admin_password="C-pass-1")]
+    existing = [{"name": "beta_inc", "state": "ENABLED"}]
+    b.run_fleet(PARAMS, items, "merged", False, pd=StaticPD(existing))
+    # created tenants: one handed-over session each (also when it has no users);
+    # the existing tenant: one opened for its users; every one closed
+    assert sorted(s.tenant for s in world.sessions) == ["acme_corp", "beta_inc", "gamma_co"]
+    assert all(s.closed for s in world.sessions)
+
+
+def test_generated_passwords_only_in_their_key(world):
+    items = [entry("acme_corp", users=[{"name": "app"}, {"name": "ro", "password": "Declared-1"}])]
+    out = b.run_fleet(PARAMS, items, "merged", False, pd=StaticPD([]))
+    assert out["generated_passwords"] == {"acme_corp": {"admin": "gen-admin-acme_corp",
+                                                        "users": {"app": "gen-acme_corp-app"}}}
+    rest = dict(out, generated_passwords=None)
+    rest["tenants"] = [b.compact_tenant(t) for t in out["tenants"]]
+    text = json.dumps(rest)
+    for secret in ("gen-admin-acme_corp", "gen-acme_corp-app", "Declared-1"):
+        assert secret not in text
+    # generated passwords are known to the verification, which then passes
+    assert out["tenants"][0]["verification"]["complete"], out["tenants"][0]["verification"]
+
+
+def test_verification_names_what_cannot_be_proven(world):
+    world.refuse.add(("acme_corp", "app"))
+    items = [entry("acme_corp", admin_password="A-pass-1",
+                   users=[{"name": "app", "password": "U-pass-1"}, {"name": "ro", "password": "R-pass-1"}])]
+    out = b.run_fleet(PARAMS, items, "merged", False, pd=StaticPD([{"name": "acme_corp", "state": "ENABLED"}]))
+    assert out["failed"]
+    assert out["incomplete"] == [{"name": "acme_corp",
+                                  "problems": ["user 'app' cannot log in with its password (refused)"]}]
+    assert out["problems"] == ["acme_corp: not proven: user 'app' cannot log in with its password (refused)"]
+
+
+def test_check_mode_new_tenant_plans_users_without_logging_in(world):
+    items = [entry("acme_corp", users=[{"name": "app"}, {"name": "old", "state": "absent"}])]
+    out = b.run_fleet(PARAMS, items, "merged", True, pd=StaticPD([]))
+    users = out["tenants"][0]["users"]
+    assert [(u["name"], u["status"]) for u in users] == [("app", "created"), ("old", "unchanged")]
+    assert world.sessions == []
+    assert "verification" not in out["tenants"][0]
+
+
+def test_a_bug_in_one_worker_is_a_failed_tenant():
+    def boom(item):
+        raise KeyError("x")
+    out = b._map(boom, [type("R", (), {"name": "acme_corp"})()], 4)
+    assert out[0]["failed"] and out[0]["name"] == "acme_corp" and "internal error" in out[0]["msg"]
+
+
+# ---------------------------------------------------------------- output shape
+
+def test_compact_unchanged_tenant_is_tiny():
+    t = {"name": "acme_corp", "status": "unchanged", "changed": False, "failed": False, "queries": ["x"],
+         "keyspace": {"id": 3, "state": "ENABLED", "config": {}}, "progress": ["a"], "warnings": [],
+         "users": [{"name": "app", "status": "unchanged"}],
+         "verification": {"complete": True, "problems": [], "checks": [{"check": "c", "ok": True}]}}
+    assert b.compact_tenant(t) == {"name": "acme_corp", "status": "unchanged", "changed": False, "failed": False,
+                                   "verification": {"complete": True, "problems": []}}
+
+
+def test_compact_changed_tenant_keeps_what_changed():
+    t = {"name": "acme_corp", "state": "present", "status": "changed", "changed": True, "failed": False,
+         "state_path": [], "config_patch": {"tier": "gold"}, "admin_rotated": False, "progress": ["x"],
+         "keyspace": {"id": 3, "name": "acme_corp", "state": "ENABLED", "config": {"tier": "gold"}, "created": "t"},
+         "users": [{"name": "app", "status": "created", "changed": True, "password_changed": True,
+                    "queries": ["CREATE ROLE ..."], "password_verified": True},
+                   {"name": "ro", "status": "unchanged", "changed": False, "password_changed": False, "queries": []}]}
+    c = b.compact_tenant(t)
+    assert c["keyspace"] == {"id": 3, "config": {"tier": "gold"}}
+    assert c["config_patch"] == {"tier": "gold"} and "progress" not in c and "state" not in c
+    assert c["users"] == [{"name": "app", "status": "created", "changed": True, "password_changed": True},
+                          {"name": "ro", "status": "unchanged", "changed": False}]
+    assert b.compact_tenant(dict(t, state="disabled"))["state"] == "disabled"
+
+
+def test_report_is_capped_and_counts_everything():
+    tenants = [{"name": "t%03d" % i, "status": "created", "changed": True, "failed": False, "state_path": ["ENABLED"],
+                "admin_rotated": True, "users": [{"name": "app", "status": "created"}]} for i in range(60)]
+    summary = b._summary(tenants)
+    lines = b.report_lines(tenants, summary, False, False)
+    assert lines[0] == "60 tenants: 60 created, 0 changed, 0 unchanged, 0 failed; users: 60 created, 0 changed"
+    assert lines[1] == "%-24s %-9s %s" % ("t000", "created", "state ENABLED; admin rotated; users: app created")
+    assert len(lines) == 1 + b.REPORT_MAX_LINES + 1 and lines[-1].startswith("... and 10 more")
+
+
+def test_fleet_diff_only_lists_changed_tenants():
+    tenants = [{"name": "a_one", "changed": False, "diff": {"before": {"state": "ENABLED"}}},
+               {"name": "b_two", "changed": True, "diff": {"before": {"state": "absent"}, "after": {"state": "ENABLED"}},
+                "users": [{"name": "app", "changed": True,
+                           "diff": {"before": {"state": "absent"}, "after": {"state": "present", "password": "<hidden, set>"}}}]}]
+    d = b.fleet_diff(tenants)
+    assert d == {"before": {"b_two": {"state": "absent", "users": {"app": {"state": "absent"}}}},
+                 "after": {"b_two": {"state": "ENABLED", "users": {"app": {"state": "present",
+                                                                           "password": "<hidden, set>"}}}}}
+
+
+# ---------------------------------------------------------------- reconcile_tenant's session_sink
+
+class SinkPD:
+    requests_log = []
+
+    def version(self):
+        return "v8.5.0"
+
+    def create_keyspace(self, name, config=None):
+        return {"id": 9, "name": name, "state": "ENABLED", "created_at": 5, "state_changed_at": 5, "config": {}}
+
+
+class SinkSQL:
+    """Just enough of _sql_client for reconcile_tenant's create path."""
+    HAS_PSYCOPG2 = True
+    SQLClientError = b.sql.SQLClientError
+    ServerUnreachable = b.sql.ServerUnreachable
+    LoginRefused = b.sql.LoginRefused
+    LoginNotPermitted = b.sql.LoginNotPermitted
+    login_name = staticmethod(b.sql.login_name)
+
+    def __init__(self, new_password_works=True):
+        self.new_password_works = new_password_works
+        self.sessions = []
+
+    def connect(self, sql_params, tenant, user, password):
+        session = type("S", (), {"closed": False, "queries": [], "passwords": []})()
+        session.close = lambda: setattr(session, "closed", True)
+        session.set_password = lambda user, pw: session.passwords.append((user, pw))
+        self.sessions.append(session)
+        return session
+
+    def probe_login(self, sql_params, tenant, user, password):
+        if password == "admin":
+            return "refused"
+        return "ok" if self.new_password_works else "refused"
+
+
+def test_session_sink_receives_the_rotation_session(monkeypatch):
+    from ansible_collections.pgtikv.cloud.plugins.module_utils import _tenant as t
+    monkeypatch.setattr(t._Reconciler, "sql_port_error", lambda self: None)
+    fake, got = SinkSQL(), []
+    res = t.reconcile_tenant(SinkPD(), {}, t.TenantSpec(name="acme_corp", admin_password="New-pass-1"),
+                             current=None, sql=fake, session_sink=got.append)
+    assert res["admin_rotated"] and got == fake.sessions and len(got) == 1
+    assert not got[0].closed and got[0].passwords == [("admin", "New-pass-1")]
+
+
+def test_session_sink_is_not_fed_when_verification_fails(monkeypatch):
+    from ansible_collections.pgtikv.cloud.plugins.module_utils import _tenant as t
+    monkeypatch.setattr(t._Reconciler, "sql_port_error", lambda self: None)
+    fake, got = SinkSQL(new_password_works=False), []
+    with pytest.raises(t.TenantError):
+        t.reconcile_tenant(SinkPD(), {}, t.TenantSpec(name="acme_corp", admin_password="New-pass-1"),
+                           current=None, sql=fake, session_sink=got.append)
+    assert got == [] and len(fake.sessions) == 1 and fake.sessions[0].closed
+
+
+def test_without_a_sink_the_session_is_closed(monkeypatch):
+    from ansible_collections.pgtikv.cloud.plugins.module_utils import _tenant as t
+    monkeypatch.setattr(t._Reconciler, "sql_port_error", lambda self: None)
+    fake = SinkSQL()
+    t.reconcile_tenant(SinkPD(), {}, t.TenantSpec(name="acme_corp", admin_password="New-pass-1"),
+                       current=None, sql=fake)
+    assert len(fake.sessions) == 1 and fake.sessions[0].closed
