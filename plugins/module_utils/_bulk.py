@@ -35,10 +35,12 @@ from ansible_collections.pgtikv.cloud.plugins.module_utils._common import (
     BOOTSTRAP_ADMIN_PASSWORD,
     BOOTSTRAP_ADMIN_USER,
     PD_PROTECTED_KEYSPACES,
+    sql_params_from,
     tenant_name_error,
 )
 from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import (
     KEYSPACE_API,
+    MAX_PAGE_SIZE,
     PDError,
     pd_client_from_params,
 )
@@ -47,13 +49,13 @@ from ansible_collections.pgtikv.cloud.plugins.module_utils._tenant import (
     TenantError,
     TenantSpec,
     keyspace_view,
+    login_first,
     reconcile_tenant,
     validate_spec,
 )
 from ansible_collections.pgtikv.cloud.plugins.module_utils._user import (
     UserSpec,
     reconcile_user,
-    sql_params_from,
 )
 
 STATUS_CREATED = "created"
@@ -265,24 +267,23 @@ class _TenantRun:
         """ONE session per tenant, logged in as admin with the password that is
         now current (declared or generated in this run). In check mode the
         bootstrap password is tried too: the admin may not be rotated yet."""
-        candidates = []
+        users = []
         if self.admin_password():
-            candidates.append((BOOTSTRAP_ADMIN_USER, self.admin_password()))
+            users.append((BOOTSTRAP_ADMIN_USER, self.admin_password()))
         if spec.login_password:
-            candidates.append((spec.login_user or BOOTSTRAP_ADMIN_USER, spec.login_password))
+            users.append((spec.login_user or BOOTSTRAP_ADMIN_USER, spec.login_password))
         if self.check_mode:
-            candidates.append((BOOTSTRAP_ADMIN_USER, BOOTSTRAP_ADMIN_PASSWORD))
-        if not candidates:
+            users.append((BOOTSTRAP_ADMIN_USER, BOOTSTRAP_ADMIN_PASSWORD))
+        if not users:
             raise sql.SQLClientError(
                 "the admin password is not known: give admin_password (or login_user/login_password) to manage "
                 "the users of an existing tenant")
-        refused = []
-        for user, password in candidates:
-            try:
-                return sql.connect(self.sql_params, self.name, user, password)
-            except (sql.LoginRefused, sql.LoginNotPermitted) as exc:
-                refused.append("%s: %s" % (sql.login_name(self.name, user), type(exc).__name__))
-        raise sql.SQLClientError("no declared credential logs in to tenant %r (%s)" % (self.name, ", ".join(refused)))
+        candidates = [(user, password, sql.login_name(self.name, user)) for user, password in users]
+        session, _user, refused = login_first(sql, self.sql_params, self.name, candidates)
+        if session is None:
+            raise sql.SQLClientError("no declared credential logs in to tenant %r (%s)" % (
+                self.name, ", ".join("%s: %s" % (label, type(exc).__name__) for label, exc in refused)))
+        return session
 
     def _user(self, session, entry):
         uspec = user_spec(entry, self.default_unverifiable)
@@ -312,6 +313,14 @@ class _TenantRun:
 # Verification: fresh test logins, never the sessions used to reconcile
 
 
+def _probe(sql_params, name, user, password):
+    """A fresh test login: 'ok', 'refused', 'nologin' or 'error: <why>'."""
+    try:
+        return sql.probe_login(sql_params, name, user, password)
+    except sql.SQLClientError as exc:
+        return "error: %s" % exc
+
+
 def verify_tenant(sql_params, name, keyspace, admin_password, user_passwords, item):
     """Prove a present tenant usable. Returns {complete, problems, checks}.
 
@@ -331,10 +340,7 @@ def verify_tenant(sql_params, name, keyspace, admin_password, user_passwords, it
             problems.append(problem)
 
     def probe(user, password):
-        try:
-            return sql.probe_login(sql_params, name, user, password)
-        except sql.SQLClientError as exc:
-            return "error: %s" % exc
+        return _probe(sql_params, name, user, password)
 
     state = (keyspace or {}).get("state")
     check("keyspace ENABLED", state == "ENABLED", "keyspace is %s in PD, not ENABLED" % (state or "missing"))
@@ -388,10 +394,7 @@ def verify_locked(sql_params, name, keyspace, admin_password, user_passwords, it
         for label, candidate in (("its password", password), ("the bootstrap password", BOOTSTRAP_ADMIN_PASSWORD)):
             if not candidate:
                 continue
-            try:
-                outcome = sql.probe_login(sql_params, name, user, candidate)
-            except sql.SQLClientError as exc:
-                outcome = "error: %s" % exc
+            outcome = _probe(sql_params, name, user, candidate)
             ok = outcome in ("nologin", "refused")
             checks.append({"check": "%s cannot log in with %s" % (user, label), "ok": ok})
             if not ok:
@@ -471,25 +474,6 @@ def _pd_call_counts(pd):
     return counts
 
 
-# PD reads one page of the keyspace list in one etcd transaction of limit+1
-# reads; etcd's default max-txn-ops is 128, so 127 is the largest page a stock
-# PD serves (observed: limit=128, and an unlimited list once PD holds more than
-# 127 keyspaces, fail with "too many operations in txn request").
-LIST_PAGE_SIZE = 127
-
-
-def list_keyspaces(pd, page_size):
-    """Every keyspace through the paginated list, in as few calls as PD allows:
-    a page that PD's etcd refuses as too large is retried at half the size."""
-    while True:
-        try:
-            return pd.list_keyspaces(page_size=page_size)
-        except PDError as exc:
-            if "too many operations in txn" not in str(exc) or page_size <= 1:
-                raise
-            page_size //= 2
-
-
 def run_fleet(params, items, state, check_mode, pd=None):
     """The module's work. ``params``: the module params (connection, workers,
     guards). Returns a dict ready for exit_json (minus the diff decision)."""
@@ -504,7 +488,9 @@ def run_fleet(params, items, state, check_mode, pd=None):
     started = time.monotonic()
     try:
         try:
-            keyspaces = list_keyspaces(pd, params.get("list_page_size") or LIST_PAGE_SIZE)
+            # The largest page PD serves unless asked otherwise; the client
+            # clamps and halves a page PD's etcd refuses (see MAX_PAGE_SIZE).
+            keyspaces = pd.list_keyspaces(page_size=params.get("list_page_size") or MAX_PAGE_SIZE)
         except PDError as exc:
             msg = "cannot list PD's keyspaces: %s" % exc
             return {"failed": True, "msg": msg, "tenants": [], "summary": _summary([]), "generated_passwords": {},

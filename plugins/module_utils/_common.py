@@ -112,3 +112,8 @@ def sql_argument_spec():
         ca_cert=dict(type="path", aliases=["ssl_rootcert"]),
         connect_timeout=dict(type="int", default=10),
     )
+
+
+def sql_params_from(params):
+    """The dict _sql_client expects: the options of sql_argument_spec(), from module params."""
+    return {key: params.get(key) for key in sql_argument_spec()}

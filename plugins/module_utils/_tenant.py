@@ -36,8 +36,14 @@ from ansible_collections.pgtikv.cloud.plugins.module_utils._common import (
     PD_PROTECTED_KEYSPACES,
     generate_password,
     password_error,
+    sql_params_from,
     tenant_name_error,
     user_name_error,
+)
+from ansible_collections.pgtikv.cloud.plugins.module_utils._module import (
+    finish,
+    missing_library,
+    pd_client_or_fail,
 )
 from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import (
     PD_PORTABLE_NAME_LENGTH,
@@ -371,6 +377,28 @@ def _default_sql():
     return _sql_client
 
 
+def login_first(sql, sql_params, tenant, candidates):
+    """Log in to ``tenant`` with the first of ``candidates`` that works.
+
+    ``candidates``: ``(user, password, label)`` in order of preference; one
+    without a password is skipped. A refused login or a NOLOGIN user moves on
+    to the next candidate; any other error (pg-tikv unreachable, TLS...) is
+    raised as it is. ``sql``: the _sql_client module (injectable for tests).
+    Returns ``(session, user, refused)``; ``session`` and ``user`` are None when
+    no candidate logs in. ``refused``: ``(label, exception)`` of every refused
+    candidate, the exception a LoginRefused or a LoginNotPermitted.
+    """
+    refused = []
+    for user, password, label in candidates:
+        if not password:
+            continue
+        try:
+            return sql.connect(sql_params, tenant, user, password), user, refused
+        except (sql.LoginRefused, sql.LoginNotPermitted) as exc:
+            refused.append((label, exc))
+    return None, None, refused
+
+
 class _Reconciler:
     session_sink = None
 
@@ -472,21 +500,16 @@ class _Reconciler:
     def open_session(self, candidates, purpose):
         """Log in with the first working (user, password, label) candidate."""
         sql = self.sql
-        refused = []
-        for user, password, label in candidates:
-            if not password:
-                continue
-            try:
-                return sql.connect(self.sql_params, self.name, user, password), user
-            except sql.LoginRefused:
-                refused.append("%s (refused)" % label)
-            except sql.LoginNotPermitted:
-                refused.append("%s (NOLOGIN)" % label)
-            except sql.ServerUnreachable as exc:
-                self.fail("cannot reach pg-tikv to %s: %s" % (purpose, exc), "sql_unreachable")
-            except sql.SQLClientError as exc:
-                self.fail("login to tenant %r to %s failed: %s" % (self.name, purpose, exc), "sql")
-        tried = ", ".join(refused) if refused else "no credentials were given"
+        try:
+            session, user, refused = login_first(sql, self.sql_params, self.name, candidates)
+        except sql.ServerUnreachable as exc:
+            self.fail("cannot reach pg-tikv to %s: %s" % (purpose, exc), "sql_unreachable")
+        except sql.SQLClientError as exc:
+            self.fail("login to tenant %r to %s failed: %s" % (self.name, purpose, exc), "sql")
+        if session is not None:
+            return session, user
+        tried = ", ".join("%s (%s)" % (label, "NOLOGIN" if isinstance(exc, sql.LoginNotPermitted) else "refused")
+                          for label, exc in refused) if refused else "no credentials were given"
         self.fail("cannot log in to tenant %r to %s: tried %s. Give the current credentials with "
                   "login_user/login_password (any user of the tenant that can still log in works: "
                   "pg-tikv does not enforce privileges, reference/pg-tikv-server.md §0.5)"
@@ -584,7 +607,7 @@ class _Reconciler:
             password = self._generated()
         # Close the bootstrap window at once (reference/pg-tikv-server.md §0.6, §2.2).
         self.bootstrap_open = True
-        self._rotate_admin([(self.admin, BOOTSTRAP_ADMIN_PASSWORD, "the bootstrap admin/admin")], password,
+        self._rotate_admin(self._bootstrap_candidates(), password,
                            "rotate the bootstrap admin password of the new tenant")
         self.result["fully_provisioned"] = True
         self.result["diff"]["after"] = _diff_side(keyspace, ADMIN_STATUS_SET)
@@ -739,8 +762,22 @@ class _Reconciler:
         if spec.admin_password:
             candidates.append((self.admin, spec.admin_password, "admin with admin_password"))
         if include_bootstrap:
-            candidates.append((self.admin, BOOTSTRAP_ADMIN_PASSWORD, "the bootstrap admin/admin"))
+            candidates.extend(self._bootstrap_candidates())
         return candidates
+
+    def _bootstrap_candidates(self):
+        return [(self.admin, BOOTSTRAP_ADMIN_PASSWORD, "the bootstrap admin/admin")]
+
+    def _rotation(self, plan, candidates, unlock=False):
+        """``plan`` completed for setting admin's password to admin_password (a
+        generated one when none is given), logging in with ``candidates``;
+        ``unlock``: admin has NOLOGIN and gets LOGIN back first."""
+        plan["actions"] = ["unlock", "rotate"] if unlock else ["rotate"]
+        plan["candidates"] = candidates
+        plan["after"] = ADMIN_STATUS_SET
+        plan["will_rotate"] = True
+        plan["password"] = self.spec.admin_password
+        return plan
 
     def _plan_admin_present(self):
         """Probe the admin login; decide what to do. Only reads."""
@@ -758,40 +795,24 @@ class _Reconciler:
                               "it with admin_password, give login_user/login_password of another user of the "
                               "tenant that can log in; or use update_admin_password=on_create to leave admin "
                               "locked. Nothing was changed" % self.name, "sql_auth")
-                plan["actions"] = ["unlock", "rotate"]
-                plan["candidates"] = self._login_candidates(False)
-                plan["after"] = ADMIN_STATUS_SET
-                plan["will_rotate"] = True
-                plan["password"] = spec.admin_password
-                return plan
+                return self._rotation(plan, self._login_candidates(False), unlock=True)
             boot = self.probe(self.admin, BOOTSTRAP_ADMIN_PASSWORD)
             if boot == "ok":
                 plan["before"] = ADMIN_STATUS_BOOTSTRAP
-                plan["candidates"] = [(self.admin, BOOTSTRAP_ADMIN_PASSWORD, "the bootstrap admin/admin")]
-            else:
-                plan["before"] = ADMIN_STATUS_SET
-                if not spec.login_password:
-                    self.fail("tenant %r: wrong admin password: admin_password is refused and admin no longer has "
-                              "the bootstrap password. To change admin's password, give the current one as "
-                              "login_password (or another user's credentials with login_user); to only check "
-                              "that a password is set, use update_admin_password=on_create. Nothing was changed"
-                              % self.name, "sql_auth")
-                plan["candidates"] = self._login_candidates(False)
-            plan["actions"] = ["rotate"]
-            plan["after"] = ADMIN_STATUS_SET
-            plan["will_rotate"] = True
-            plan["password"] = spec.admin_password
-            return plan
+                return self._rotation(plan, self._bootstrap_candidates())
+            plan["before"] = ADMIN_STATUS_SET
+            if not spec.login_password:
+                self.fail("tenant %r: wrong admin password: admin_password is refused and admin no longer has "
+                          "the bootstrap password. To change admin's password, give the current one as "
+                          "login_password (or another user's credentials with login_user); to only check "
+                          "that a password is set, use update_admin_password=on_create. Nothing was changed"
+                          % self.name, "sql_auth")
+            return self._rotation(plan, self._login_candidates(False))
         # on_create, or no admin_password: only repair the bootstrap password.
         boot = self.probe(self.admin, BOOTSTRAP_ADMIN_PASSWORD)
         if boot == "ok":
             plan["before"] = ADMIN_STATUS_BOOTSTRAP
-            plan["after"] = ADMIN_STATUS_SET
-            plan["actions"] = ["rotate"]
-            plan["will_rotate"] = True
-            plan["candidates"] = [(self.admin, BOOTSTRAP_ADMIN_PASSWORD, "the bootstrap admin/admin")]
-            plan["password"] = spec.admin_password
-            return plan
+            return self._rotation(plan, self._bootstrap_candidates())
         if boot == "nologin":
             plan["before"] = plan["after"] = ADMIN_STATUS_LOCKED
             self.warn("tenant %r: admin has NOLOGIN (locked, e.g. by state=disabled) and is left so; to unlock it "
@@ -939,41 +960,14 @@ def reconcile_tenant(pd, sql_params, spec, current=MISSING, check_mode=False, sq
 # AnsibleModule glue (kept out of the reconciler so a bulk module can reuse it)
 
 
-def sql_params_from_params(params):
-    """The dict _sql_client expects, from sql_argument_spec() options."""
-    return {key: params.get(key) for key in ("pg_host", "pg_port", "ssl_mode", "ca_cert", "connect_timeout")}
-
-
-def _pd_client_or_fail(module, missing_required_lib):
-    from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import (
-        HAS_REQUESTS, REQUESTS_IMPORT_ERROR, pd_client_from_params)
-    if not HAS_REQUESTS:
-        module.fail_json(msg=missing_required_lib("requests"), exception=str(REQUESTS_IMPORT_ERROR))
-    try:
-        return pd_client_from_params(module.params)
-    except PDError as exc:
-        module.fail_json(msg=str(exc), changed=False)
-
-
-def _emit(module, result, failed_msg=None):
-    result = dict(result)
-    for text in result.pop("warnings", []) or []:
-        module.warn(text)
-    if not module._diff:
-        result.pop("diff", None)
-    if failed_msg is not None:
-        module.fail_json(msg=failed_msg, **result)
-    module.exit_json(**result)
-
-
-def run_tenant_module(module, missing_required_lib):
+def run_tenant_module(module):
     """pg_tikv_tenant: validate, reconcile, report."""
     spec = TenantSpec.from_params(module.params)
     errors = validate_spec(spec)
     if errors:
         module.fail_json(msg="; ".join(errors), changed=False)
-    pd = _pd_client_or_fail(module, missing_required_lib)
-    sql_params = sql_params_from_params(module.params)
+    pd = pd_client_or_fail(module)
+    sql_params = sql_params_from(module.params)
     try:
         result = reconcile_tenant(pd, sql_params, spec, check_mode=module.check_mode)
         failed_msg = None
@@ -981,14 +975,14 @@ def run_tenant_module(module, missing_required_lib):
         result = exc.result
         failed_msg = str(exc)
         if exc.kind == "missing_library":
-            from ansible_collections.pgtikv.cloud.plugins.module_utils._sql_client import PSYCOPG2_IMPORT_ERROR
-            failed_msg = missing_required_lib("psycopg2")
-            result["exception"] = str(PSYCOPG2_IMPORT_ERROR)
+            missing = missing_library("psycopg2")
+            failed_msg = missing["msg"]
+            result["exception"] = missing["exception"]
     finally:
         pd.close()
     result["connection"] = connection_info(sql_params, spec.name, password=result.get("generated_admin_password"))
     result["pd_requests"] = list(pd.requests_log)
-    _emit(module, result, failed_msg)
+    finish(module, result, failed_msg=failed_msg)
 
 
 def filter_keyspaces(keyspaces, states=None, name_pattern=None, include_reserved=False):
@@ -1010,7 +1004,7 @@ def filter_keyspaces(keyspaces, states=None, name_pattern=None, include_reserved
     return out
 
 
-def run_tenant_info_module(module, missing_required_lib):
+def run_tenant_info_module(module):
     """pg_tikv_tenant_info: list or get tenants; never writes."""
     params = module.params
     name = params.get("name")
@@ -1020,8 +1014,8 @@ def run_tenant_info_module(module, missing_required_lib):
             module.fail_json(msg=err, changed=False)
     if params.get("page_size") is not None and params["page_size"] < 1:
         module.fail_json(msg="page_size must be at least 1", changed=False)
-    pd = _pd_client_or_fail(module, missing_required_lib)
-    sql_params = sql_params_from_params(params)
+    pd = pd_client_or_fail(module)
+    sql_params = sql_params_from(params)
     try:
         if name is not None:
             keyspace = pd.get_keyspace(name)

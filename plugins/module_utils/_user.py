@@ -44,6 +44,7 @@ from ansible_collections.pgtikv.cloud.plugins.module_utils._common import (
     BOOTSTRAP_ADMIN_USER,
     generate_password,
     password_error,
+    sql_params_from,
     user_name_error,
 )
 from ansible_collections.pgtikv.cloud.plugins.module_utils._sql_client import SQLClientError
@@ -332,24 +333,16 @@ def login_argument_spec():
     )
 
 
-def sql_params_from(params):
-    return {k: params.get(k) for k in ("pg_host", "pg_port", "ssl_mode", "ca_cert", "connect_timeout")}
-
-
 def check_tenant_in_pd(params, tenant, warnings):
     """GET the tenant's keyspace from PD; raise UserSpecError when it is missing.
 
     A login to a tenant missing in PD fails with the same 28P01 as a wrong
     password (reference pg-tikv-server.md §1.4), so PD is asked first.
     """
-    from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import PDClient, PDError
+    from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import PDError, pd_client_from_params
 
     try:
-        client = PDClient(params.get("pd_endpoints"), timeout=params.get("pd_timeout") or 10.0,
-                          retries=params.get("pd_retries") if params.get("pd_retries") is not None else 3,
-                          ca_cert=params.get("pd_ca_cert"), client_cert=params.get("pd_client_cert"),
-                          client_key=params.get("pd_client_key"),
-                          validate_certs=params.get("pd_validate_certs", True), record_requests=False)
+        client = pd_client_from_params(params, record_requests=False)
     except PDError as e:
         raise UserSpecError("PD client options are invalid: %s" % e) from None
     try:

@@ -321,7 +321,7 @@ pd_requests:
   elements: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgtikv.cloud.plugins.module_utils._common import pd_argument_spec, sql_argument_spec
 from ansible_collections.pgtikv.cloud.plugins.module_utils._tenant import run_tenant_module
@@ -342,7 +342,7 @@ def main():
     argument_spec.update(pd_argument_spec())
     argument_spec.update(sql_argument_spec())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    run_tenant_module(module, missing_required_lib)
+    run_tenant_module(module)
 
 
 if __name__ == "__main__":

@@ -384,7 +384,7 @@ seconds:
   type: float
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgtikv.cloud.plugins.module_utils._bulk import (
     compact_tenant,
@@ -396,15 +396,8 @@ from ansible_collections.pgtikv.cloud.plugins.module_utils._common import (
     pd_argument_spec,
     sql_argument_spec,
 )
-from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import (
-    HAS_REQUESTS,
-    REQUESTS_IMPORT_ERROR,
-    PDError,
-)
-from ansible_collections.pgtikv.cloud.plugins.module_utils._sql_client import (
-    HAS_PSYCOPG2,
-    PSYCOPG2_IMPORT_ERROR,
-)
+from ansible_collections.pgtikv.cloud.plugins.module_utils._module import finish, require_libraries
+from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import MAX_PAGE_SIZE, PDError
 
 USER_OPTIONS = dict(
     name=dict(type="str", required=True),
@@ -441,7 +434,7 @@ def argument_spec():
         verify=dict(type="bool", default=False),
         max_workers=dict(type="int", default=8),
         unverifiable_attributes=dict(type="str", choices=["apply", "on_create"], default="on_create"),
-        list_page_size=dict(type="int", default=127),
+        list_page_size=dict(type="int", default=MAX_PAGE_SIZE),
         details=dict(type="bool", default=False),
     )
     spec.update(pd_argument_spec())
@@ -451,10 +444,7 @@ def argument_spec():
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    if not HAS_REQUESTS:
-        module.fail_json(msg=missing_required_lib("requests"), exception=str(REQUESTS_IMPORT_ERROR))
-    if not HAS_PSYCOPG2:
-        module.fail_json(msg=missing_required_lib("psycopg2"), exception=str(PSYCOPG2_IMPORT_ERROR))
+    require_libraries(module, "requests", "psycopg2")
     params = dict(module.params)
     if not 1 <= params["max_workers"] <= 64:
         module.fail_json(msg="max_workers must be between 1 and 64")
@@ -469,10 +459,8 @@ def main():
         result = run_fleet(params, params["config"] or [], state, module.check_mode)
     except PDError as exc:
         module.fail_json(msg="PD client options are invalid: %s" % exc)
-    for tenant in result.get("tenants", []):
-        for warning in tenant.get("warnings") or []:
-            module.warn("%s: %s" % (tenant["name"], warning))
     tenants = result.get("tenants", [])
+    warnings = ["%s: %s" % (t["name"], w) for t in tenants for w in t.get("warnings") or []]
     if module._diff and state != "gathered":
         result["diff"] = fleet_diff(tenants)
     for tenant in tenants:
@@ -488,9 +476,8 @@ def main():
     echo["config"] = "(%d tenants, %d users: not echoed)" % (
         len(params["config"] or []), sum(len(t.get("users") or []) for t in params["config"] or []))
     result["invocation"] = {"module_args": echo}
-    if result.pop("failed", False):
-        module.fail_json(**result)
-    module.exit_json(**result)
+    failed_msg = result.pop("msg") if result.pop("failed", False) else None
+    finish(module, result, warnings, failed_msg)
 
 
 if __name__ == "__main__":

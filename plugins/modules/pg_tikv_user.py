@@ -308,17 +308,14 @@ server:
       type: bool
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgtikv.cloud.plugins.module_utils._common import (
     pd_argument_spec,
     sql_argument_spec,
 )
-from ansible_collections.pgtikv.cloud.plugins.module_utils._sql_client import (
-    HAS_PSYCOPG2,
-    PSYCOPG2_IMPORT_ERROR,
-    SQLClientError,
-)
+from ansible_collections.pgtikv.cloud.plugins.module_utils._module import finish, require_libraries
+from ansible_collections.pgtikv.cloud.plugins.module_utils._sql_client import SQLClientError
 from ansible_collections.pgtikv.cloud.plugins.module_utils._user import (
     UserSpec,
     login_argument_spec,
@@ -349,8 +346,7 @@ def argument_spec():
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    if not HAS_PSYCOPG2:
-        module.fail_json(msg=missing_required_lib("psycopg2"), exception=str(PSYCOPG2_IMPORT_ERROR))
+    require_libraries(module, "psycopg2")
     params = module.params
     base = dict(changed=False, user=params["name"], tenant=params["tenant"], state=params["state"],
                 created=False, removed=False, password_changed=False, password_verified=None, queries=[],
@@ -365,23 +361,15 @@ def main():
         result = reconcile_user(session, spec, check_mode=module.check_mode)
     except SQLClientError as e:
         # str(e) never carries a secret; no traceback (it could hold a server message).
-        for w in warnings:
-            module.warn(w)
         if session is not None and session.writes:
             # Something was written before the failure: never report changed: false.
             base.update(changed=True, queries=list(session.writes))
-        module.fail_json(msg=str(e), **base)
+        finish(module, base, warnings, failed_msg=str(e))
     finally:
         if session is not None:
             session.close()
-    warnings.extend(result.pop("warnings", []))
-    for w in warnings:
-        module.warn(w)
-    diff = result.pop("diff", None)
     base.update(result)
-    if module._diff and diff is not None:
-        base["diff"] = diff
-    module.exit_json(**base)
+    finish(module, base, warnings)
 
 
 if __name__ == "__main__":

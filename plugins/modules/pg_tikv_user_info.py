@@ -146,18 +146,15 @@ server:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgtikv.cloud.plugins.module_utils._common import (
     pd_argument_spec,
     sql_argument_spec,
     user_name_error,
 )
-from ansible_collections.pgtikv.cloud.plugins.module_utils._sql_client import (
-    HAS_PSYCOPG2,
-    PSYCOPG2_IMPORT_ERROR,
-    SQLClientError,
-)
+from ansible_collections.pgtikv.cloud.plugins.module_utils._module import finish, require_libraries
+from ansible_collections.pgtikv.cloud.plugins.module_utils._sql_client import SQLClientError
 from ansible_collections.pgtikv.cloud.plugins.module_utils._user import (
     UNREADABLE_WITHOUT_CATALOG,
     UserSpecError,
@@ -242,8 +239,7 @@ def report_without_catalog(session, wanted):
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    if not HAS_PSYCOPG2:
-        module.fail_json(msg=missing_required_lib("psycopg2"), exception=str(PSYCOPG2_IMPORT_ERROR))
+    require_libraries(module, "psycopg2")
     warnings = []
     session = None
     try:
@@ -263,15 +259,12 @@ def main():
         server = session.capabilities.as_dict()
         listable = session.has_role_catalog
     except SQLClientError as e:
-        for w in warnings:
-            module.warn(w)
-        module.fail_json(msg=str(e))
+        finish(module, {}, warnings, failed_msg=str(e))
     finally:
         if session is not None:
             session.close()
-    for w in warnings:
-        module.warn(w)
-    module.exit_json(changed=False, listable=listable, limitations=limitations, users=users, server=server)
+    finish(module, dict(changed=False, listable=listable, limitations=limitations, users=users, server=server),
+           warnings)
 
 
 if __name__ == "__main__":

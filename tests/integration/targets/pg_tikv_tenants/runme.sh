@@ -6,7 +6,7 @@ set -euo pipefail
 out="${OUTPUT_DIR:-$(mktemp -d)}"
 log="$out/pg_tikv_tenants-vvv.log"
 secrets="$out/pg_tikv_tenants-secrets.txt"
-tools="$(cd ../setup_fleet_tools/files && pwd)"
+tools="$(cd ../setup_verifiers/files && pwd)"
 config="$(cd ../.. && pwd)/integration_config.yml"
 rm -f "$log" "$secrets"
 start=$SECONDS
@@ -15,5 +15,5 @@ ansible-playbook -vvv playbook.yml -e "secrets_file=$secrets" -e "tools=$tools" 
 echo "playbook rc=$rc in $((SECONDS - start))s; log: $log ($(wc -l <"$log") lines)"
 grep -E '^(fatal|failed):' "$log" | grep -v '\.\.\.ignoring' | cut -c1-1500 | head -20 || true
 grep -A2 'PLAY RECAP' "$log" || true
-python3 "$tools/leakcheck.py" "$log" "$secrets" 10
+python3 "$tools/leakcheck.py" "$log" "$secrets" 10 --expect pg_tikv_tenants
 exit "$rc"

@@ -9,34 +9,24 @@
                                           nothing else created or changed
   verify.py CONFIG CASES STATE absent     every case is gone; PostgreSQL is back to the snapshot
 
-Never prints a password: cases are named by index.
+Never prints a password: cases are named by index. Logins and the existence
+probe are the shared second client's (setup_verifiers/files/pgcheck.py).
 """
 
 import json
+import os
 import sys
 
-import psycopg2
 import yaml
 
-
-def connect(host, port, user, password):
-    c = psycopg2.connect(host=host, port=int(port), user=user, password=password, dbname="postgres",
-                         sslmode="disable", connect_timeout=10)
-    c.autocommit = True
-    return c
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "setup_verifiers", "files"))
+from pgcheck import connect, login_outcome, role_exists  # noqa: E402
 
 
 def login(host, port, user, password):
-    try:
-        connect(host, port, user, password).close()
-        return "ok"
-    except psycopg2.OperationalError as e:
-        low = str(e).lower()
-        if "not permitted to log in" in low:
-            return "nologin"
-        if "password authentication failed" in low:
-            return "refused"
-        return "error: " + str(e).replace(password, "***")
+    """ok | nologin | refused | error: <detail>"""
+    got = login_outcome(host, port, user, password)
+    return got["outcome"] + (": " + got["detail"] if "detail" in got else "")
 
 
 def plain_literal(s):
@@ -71,13 +61,7 @@ def pg_roles(cfg):
 def double_exists(cfg, admin, name):
     c = connect(cfg["pg_host"], cfg["pg_port"], admin[0], admin[1])
     try:
-        with c.cursor() as cur:
-            cur.execute("ALTER ROLE %s RESET ALL" % ident(name))
-        return True
-    except psycopg2.Error as e:
-        if "does not exist" in str(e):
-            return False
-        raise
+        return role_exists(c, name)
     finally:
         c.close()
 

@@ -5,7 +5,7 @@
 # the run knew may appear in any of the logs.
 set -euo pipefail
 config="$(cd ../.. && pwd)/integration_config.yml"
-tools="$(cd ../setup_fleet_tools/files && pwd)"
+tools="$(cd ../setup_verifiers/files && pwd)"
 py="$(sed -n 's/^pgtikv_python: "\(.*\)"$/\1/p' "$config")"
 out="${OUTPUT_DIR:-$(mktemp -d)}"
 work="$(mktemp -d "$out/fleet.XXXXXX")"
@@ -148,7 +148,7 @@ req = {"host": cfg["pg_host"], "port": cfg["pg_port"], "checks": [
     {"login": t2 + ".admin", "password": old["admin"], "expect": "refused"},
     {"login": t2 + ".admin", "password": new["admin"], "expect": "ok"},
     {"login": t2 + ".u2", "password": old["users"]["u2"], "expect": "refused"}]}
-out = subprocess.run([sys.executable, tools + "/fleetcheck.py", "logins"], input=json.dumps(req),
+out = subprocess.run([sys.executable, tools + "/pgcheck.py", "logins"], input=json.dumps(req),
                      capture_output=True, text=True, check=True).stdout
 res = json.loads(out)
 assert not res["mismatches"] and len(res["results"]) == 3, res
@@ -157,5 +157,5 @@ PY
 
 step "leak check over every log"
 cat "$logs"/*.log >"$work/all.log"
-"$py" "$tools/leakcheck.py" "$work/all.log" "$work/all-secrets.txt" 20
+"$py" "$tools/leakcheck.py" "$work/all.log" "$work/all-secrets.txt" 20 --expect pg_tikv_tenants
 echo "role_tenants: all steps passed"

@@ -9,7 +9,7 @@
 # psycopg2 client, and no password in the job's -vvv stdout.
 set -euo pipefail
 config="$(cd ../.. && pwd)/integration_config.yml"
-tools="$(cd ../setup_fleet_tools/files && pwd)"
+tools="$(cd ../setup_verifiers/files && pwd)"
 # The credential type as shipped in the installed collection (docs/ is part of the build).
 credtype=""
 IFS=: read -r -a cpaths <<<"${ANSIBLE_COLLECTIONS_PATH:-}"
@@ -105,12 +105,12 @@ for t in tenants:
                {"login": t["name"] + ".admin", "password": "admin", "expect": "refused"},
                {"login": t["name"] + ".app", "password": t["users"][0]["password"], "expect": "ok"}]
 req = {"host": cfg["pg_host"], "port": cfg["pg_port"], "checks": checks}
-res = json.loads(subprocess.run([sys.executable, tools + "/fleetcheck.py", "logins"], input=json.dumps(req),
+res = json.loads(subprocess.run([sys.executable, tools + "/pgcheck.py", "logins"], input=json.dumps(req),
                                 capture_output=True, text=True, check=True).stdout)
 assert not res["mismatches"] and len(res["results"]) == 6, res
 print("PD: both ENABLED; second client: %d logins as expected" % len(res["results"]))
 PY
 
 cp "$pdd/artifacts/job1/stdout" "$pdd/job-stdout.log"
-"$py" "$tools/leakcheck.py" "$pdd/job-stdout.log" "$pdd/secrets.txt" 4
+"$py" "$tools/leakcheck.py" "$pdd/job-stdout.log" "$pdd/secrets.txt" 4 --expect pg_tikv_tenants
 echo "runner_provision: passed"

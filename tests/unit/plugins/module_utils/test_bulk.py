@@ -12,8 +12,10 @@ import json
 import pytest
 
 from ansible_collections.pgtikv.cloud.plugins.module_utils import _bulk as b
-from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import PDError
+from ansible_collections.pgtikv.cloud.plugins.module_utils import _pd_client as p
+from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import PDClient
 from ansible_collections.pgtikv.cloud.plugins.module_utils._tenant import TenantError
+from ansible_collections.pgtikv.cloud.tests.unit.plugins.module_utils.pd_fakes import FakeResponse
 
 
 def entry(name, **kw):
@@ -82,35 +84,65 @@ def test_unlisted_candidates_never_touch_what_is_not_owned():
 
 # ---------------------------------------------------------------- paginated list
 
-class ListingPD:
-    """Refuses pages larger than PD's etcd allows, like the real PD."""
+class EtcdLimitedPD:
+    """The transport of a PDClient: PD's keyspace list behind an etcd that
+    refuses pages larger than ``max_page``, like the real PD (answers as PD
+    does: HTTP 500 with a JSON string body)."""
 
-    def __init__(self, max_page=127):
+    def __init__(self, keyspaces, max_page=127):
+        self.keyspaces = keyspaces
         self.max_page = max_page
-        self.asked = []
+        self.limits = []
 
-    def list_keyspaces(self, page_size=100):
-        self.asked.append(page_size)
-        if page_size > self.max_page:
-            raise PDError("PD answered HTTP 500: etcdserver: too many operations in txn request", kind="server_error")
-        return [{"name": "DEFAULT", "state": "ENABLED"}]
+    def request(self, method, url, **kwargs):
+        assert method == "GET" and url.endswith("/pd/api/v2/keyspaces"), (method, url)
+        params = kwargs["params"]
+        limit = int(params["limit"])
+        self.limits.append(limit)
+        if limit > self.max_page:
+            return FakeResponse(500, '"etcdserver: too many operations in txn request"')
+        start = int(params.get("page_token") or 0)
+        end = start + limit
+        body = {"keyspaces": self.keyspaces[start:end] or None,
+                "next_page_token": str(end) if end < len(self.keyspaces) else ""}
+        return FakeResponse(200, json.dumps(body))
+
+    def close(self):
+        pass
 
 
-def test_list_halves_a_page_that_pd_refuses():
-    pd = ListingPD(max_page=60)
-    assert b.list_keyspaces(pd, 500) == [{"name": "DEFAULT", "state": "ENABLED"}]
-    assert pd.asked == [500, 250, 125, 62, 31]
+def listing_client(transport):
+    pd = PDClient(["http://pd:1"], retries=0, sleep=lambda s: None)
+    pd.session = transport
+    return pd
 
 
-def test_list_other_errors_are_not_retried():
-    class Broken(ListingPD):
-        def list_keyspaces(self, page_size=100):
-            self.asked.append(page_size)
-            raise PDError("PD is down", kind="unreachable")
-    pd = Broken()
-    with pytest.raises(PDError):
-        b.list_keyspaces(pd, 127)
-    assert pd.asked == [127]
+def test_fleet_lists_through_the_client_which_halves_a_page_that_pd_refuses():
+    keyspaces = [{"id": i, "name": "t%03d" % i, "state": "ENABLED"} for i in range(1, 71)]
+    transport = EtcdLimitedPD(keyspaces, max_page=60)
+    out = b.run_fleet({"list_page_size": 500}, [], "gathered", False, pd=listing_client(transport))
+    assert [g["name"] for g in out["gathered"]] == [k["name"] for k in keyspaces]
+    # clamped to PD's largest page, halved until PD accepts it, then kept
+    assert transport.limits == [p.MAX_PAGE_SIZE, 63, 31, 31, 31]
+    assert out["pd_requests"] == {"GET list": 5}
+
+
+def test_fleet_lists_with_the_largest_page_by_default():
+    transport = EtcdLimitedPD([{"id": 1, "name": "acme_corp", "state": "ENABLED"}])
+    out = b.run_fleet({}, [], "gathered", False, pd=listing_client(transport))
+    assert [g["name"] for g in out["gathered"]] == ["acme_corp"]
+    assert transport.limits == [p.MAX_PAGE_SIZE]
+
+
+def test_fleet_list_other_errors_are_not_retried():
+    class Broken(EtcdLimitedPD):
+        def request(self, method, url, **kwargs):
+            self.limits.append(int(kwargs["params"]["limit"]))
+            return FakeResponse(500, '"keyspace group manager is not initialized"')
+    transport = Broken([])
+    out = b.run_fleet({"list_page_size": 127}, [], "gathered", False, pd=listing_client(transport))
+    assert out["failed"] and out["msg"].startswith("cannot list PD's keyspaces: ")
+    assert transport.limits == [127]
 
 
 # ---------------------------------------------------------------- orchestration
@@ -235,6 +267,29 @@ def test_the_session_that_rotated_admin_serves_the_users(world):
     # the existing tenant: one opened for its users; every one closed
     assert sorted(s.tenant for s in world.sessions) == ["acme_corp", "beta_inc", "gamma_co"]
     assert all(s.closed for s in world.sessions)
+
+
+def test_no_declared_credential_logs_in(world, monkeypatch):
+    def refuse(sql_params, tenant, user, password):
+        if user == "ops":
+            raise b.sql.LoginNotPermitted("NOLOGIN")
+        raise b.sql.LoginRefused("refused")
+    monkeypatch.setattr(b.sql, "connect", refuse)
+    items = [entry("acme_corp", admin_password="A-pass-1", login_user="ops", login_password="O-pass-1",
+                   users=[{"name": "app", "password": "U-pass-1"}])]
+    out = b.run_fleet(PARAMS, items, "merged", False, pd=StaticPD([{"name": "acme_corp", "state": "ENABLED"}]))
+    tenant = out["tenants"][0]
+    why = "no declared credential logs in to tenant 'acme_corp' (acme_corp.admin: LoginRefused, acme_corp.ops: " \
+          "LoginNotPermitted)"
+    assert tenant["failed"] and tenant["msg"] == "cannot manage the users of tenant 'acme_corp': " + why
+    assert tenant["users"] == [{"name": "app", "status": "skipped", "changed": False, "msg": "no SQL session: " + why}]
+
+
+def test_admin_password_unknown_needs_no_login(world, monkeypatch):
+    monkeypatch.setattr(b.sql, "connect", lambda *args: pytest.fail("no login without a credential"))
+    items = [entry("acme_corp", users=[{"name": "app", "password": "U-pass-1"}])]
+    out = b.run_fleet(PARAMS, items, "merged", False, pd=StaticPD([{"name": "acme_corp", "state": "ENABLED"}]))
+    assert "the admin password is not known" in out["tenants"][0]["msg"]
 
 
 def test_generated_passwords_only_in_their_key(world):

@@ -10,6 +10,11 @@ import pytest
 import requests
 
 from ansible_collections.pgtikv.cloud.plugins.module_utils import _pd_client as p
+from ansible_collections.pgtikv.cloud.tests.unit.plugins.module_utils.pd_fakes import (
+    FakeResponse,
+    FakeSession,
+    make_client,
+)
 
 
 # ---------------------------------------------------------------- endpoints
@@ -165,47 +170,6 @@ def test_pd_name_rule_per_version():
 
 # ---------------------------------------------------------------- transport decisions
 
-class FakeResponse:
-    def __init__(self, status, text):
-        self.status_code = status
-        self.text = text
-
-    def json(self):
-        import json
-        return json.loads(self.text)
-
-
-class FakeSession:
-    """Answers per endpoint prefix from a script: a list of responses or exceptions."""
-
-    def __init__(self, script):
-        self.script = script
-        self.calls = []
-        self.verify = True
-        self.cert = None
-        self.headers = {}
-
-    def request(self, method, url, json=None, params=None, timeout=None, verify=None, cert=None):
-        self.calls.append((method, url))
-        self.last_tls = (verify, cert)
-        for prefix, answers in self.script.items():
-            if url.startswith(prefix):
-                answer = answers.pop(0) if len(answers) > 1 else answers[0]
-                if isinstance(answer, Exception):
-                    raise answer
-                return answer
-        raise AssertionError("unexpected url " + url)
-
-    def close(self):
-        pass
-
-
-def make_client(script, endpoints=("http://a:1", "http://b:2"), retries=2):
-    c = p.PDClient(list(endpoints), retries=retries, sleep=lambda s: None)
-    c.session = FakeSession(script)
-    return c
-
-
 REFUSED = requests.exceptions.ConnectionError("Failed to establish a new connection: [Errno 111] Connection refused")
 OK = FakeResponse(200, '{"id": 1, "name": "t1", "state": "ENABLED", "created_at": 1, "state_changed_at": 1}')
 
@@ -310,31 +274,38 @@ def test_page_size_is_clamped_and_halved_on_etcd_txn_limit():
     too_many = FakeResponse(500, '"etcdserver: too many operations in txn request"')
     page = FakeResponse(200, '{"keyspaces": [{"id": 1, "name": "t1", "state": "ENABLED"}], "next_page_token": ""}')
     c = make_client({"http://a:1": [too_many, page]}, endpoints=("http://a:1",), retries=0)
-    captured = []
-    real = c.session.request
-
-    def spy(method, url, json=None, params=None, timeout=None, verify=None, cert=None):
-        captured.append(params["limit"])
-        return real(method, url, json=json, params=params, timeout=timeout)
-
-    c.session.request = spy
     assert [k["name"] for k in c.iter_keyspaces(page_size=1000)] == ["t1"]
-    assert captured == [str(p.MAX_PAGE_SIZE), str(p.MAX_PAGE_SIZE // 2)]
+    assert [q["limit"] for q in c.session.params] == [str(p.MAX_PAGE_SIZE), str(p.MAX_PAGE_SIZE // 2)]
+
+
+TOO_MANY = FakeResponse(500, '"etcdserver: too many operations in txn request"')
+ONE_PAGE = FakeResponse(200, '{"keyspaces": [{"id": 1, "name": "t1", "state": "ENABLED"}], "next_page_token": ""}')
+
+
+@pytest.mark.parametrize("answers,page_size,kind,limits", [
+    # an etcd with a lower max-txn-ops: halved until PD serves the page
+    ([TOO_MANY, TOO_MANY, ONE_PAGE], 500, None, ["127", "63", "31"]),
+    # not even a page of one: PD's error
+    ([TOO_MANY], 4, "page_too_large", ["4", "2", "1"]),
+    # any other error is not a reason to halve
+    ([FakeResponse(500, '"keyspace group manager is not initialized"')], 127, "unsupported_request", ["127"]),
+])
+def test_page_halving(answers, page_size, kind, limits):
+    c = make_client({"http://a:1": list(answers)}, endpoints=("http://a:1",), retries=0)
+    if kind is None:
+        assert [k["name"] for k in c.list_keyspaces(page_size=page_size)] == ["t1"]
+    else:
+        with pytest.raises(p.PDError) as exc:
+            c.list_keyspaces(page_size=page_size)
+        assert exc.value.kind == kind
+    assert [q["limit"] for q in c.session.params] == limits
 
 
 def test_unlimited_list_is_paginated_anyway():
     page = FakeResponse(200, '{"keyspaces": null, "next_page_token": ""}')
     c = make_client({"http://a:1": [page]}, endpoints=("http://a:1",))
-    captured = []
-    real = c.session.request
-
-    def spy(method, url, json=None, params=None, timeout=None, verify=None, cert=None):
-        captured.append(params)
-        return real(method, url, json=json, params=params, timeout=timeout)
-
-    c.session.request = spy
     assert c.list_keyspaces(page_size=None) == []
-    assert captured == [{"limit": str(p.DEFAULT_PAGE_SIZE)}]
+    assert c.session.params == [{"limit": str(p.DEFAULT_PAGE_SIZE)}]
 
 
 def test_tls_settings_go_with_every_request_so_env_bundles_cannot_override():

@@ -349,3 +349,61 @@ def test_create_race_converges_the_existing_keyspace():
     rec = t._Reconciler(pd, {}, t.TenantSpec(name="acme_corp"), False, DownSQL())
     keyspace, created = rec._create_keyspace({})
     assert created is False and keyspace["id"] == 7
+
+
+# ---------------------------------------------------------------- login_first (shared with _bulk)
+
+class LoginSQL(DownSQL):
+    """connect(): 'wrong' is refused, user 'locked' has NOLOGIN, 'down' is unreachable, else a session."""
+
+    def __init__(self):
+        self.calls = []
+
+    def connect(self, sql_params, tenant, user, password):
+        self.calls.append((tenant, user, password))
+        if password == "down":
+            raise self.ServerUnreachable("cannot reach the SQL server at h:1: connection refused")
+        if password == "wrong":
+            raise self.LoginRefused("refused")
+        if user == "locked":
+            raise self.LoginNotPermitted("NOLOGIN")
+        return ("session", tenant, user)
+
+
+def test_login_first_moves_past_refusals_and_skips_candidates_without_password():
+    sql = LoginSQL()
+    session, user, refused = t.login_first(sql, {}, "acme_corp", [
+        ("nopw", None, "no password"), ("admin", "wrong", "first"), ("locked", "pw", "second"),
+        ("app", "pw", "third"), ("later", "pw", "never tried")])
+    assert session == ("session", "acme_corp", "app") and user == "app"
+    assert [(label, type(exc)) for label, exc in refused] == [
+        ("first", sql.LoginRefused), ("second", sql.LoginNotPermitted)]
+    assert sql.calls == [("acme_corp", "admin", "wrong"), ("acme_corp", "locked", "pw"), ("acme_corp", "app", "pw")]
+
+
+def test_login_first_when_nothing_logs_in():
+    sql = LoginSQL()
+    assert t.login_first(sql, {}, "acme_corp", []) == (None, None, [])
+    session, user, refused = t.login_first(sql, {}, "acme_corp", [("admin", "wrong", "only")])
+    assert session is None and user is None and [label for label, _exc in refused] == ["only"]
+
+
+def test_login_first_raises_what_is_not_a_refusal():
+    sql = LoginSQL()
+    with pytest.raises(sql.ServerUnreachable):
+        t.login_first(sql, {}, "acme_corp", [("admin", "down", "first"), ("admin", "pw", "second")])
+    assert len(sql.calls) == 1
+
+
+def test_reconciler_names_every_refused_candidate():
+    rec = t._Reconciler(None, {}, t.TenantSpec(name="acme_corp"), False, LoginSQL())
+    with pytest.raises(t.TenantError) as exc:
+        rec.open_session([("admin", "wrong", "admin with admin_password"), ("locked", "pw", "login_user 'locked'")],
+                         "lock SQL logins")
+    assert exc.value.kind == "sql_auth"
+    assert ("cannot log in to tenant 'acme_corp' to lock SQL logins: tried admin with admin_password (refused), "
+            "login_user 'locked' (NOLOGIN). ") in str(exc.value)
+    rec = t._Reconciler(None, {}, t.TenantSpec(name="acme_corp"), False, LoginSQL())
+    with pytest.raises(t.TenantError) as exc:
+        rec.open_session([("admin", "down", "admin with admin_password")], "lock SQL logins")
+    assert exc.value.kind == "sql_unreachable"

@@ -1,0 +1,60 @@
+# Copyright (c) pgtikv.cloud contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""AnsibleModule plumbing shared by this collection's modules: missing
+libraries, the PD client from the module's options, and the final answer.
+
+PRIVATE: for use by this collection's modules only; may change at any time.
+"""
+
+from __future__ import annotations
+
+from ansible.module_utils.basic import missing_required_lib
+
+from ansible_collections.pgtikv.cloud.plugins.module_utils import _pd_client
+
+
+def _import_state(library):
+    """(available, import error) of a library this collection needs."""
+    if library == "requests":
+        return _pd_client.HAS_REQUESTS, _pd_client.REQUESTS_IMPORT_ERROR
+    if library == "psycopg2":
+        # Imported here: the PD-only modules need not load the SQL client.
+        from ansible_collections.pgtikv.cloud.plugins.module_utils import _sql_client
+        return _sql_client.HAS_PSYCOPG2, _sql_client.PSYCOPG2_IMPORT_ERROR
+    raise ValueError("unknown library %r" % library)
+
+
+def missing_library(library):
+    """fail_json's ``msg`` and ``exception`` for a library that is not installed."""
+    return {"msg": missing_required_lib(library), "exception": str(_import_state(library)[1])}
+
+
+def require_libraries(module, *libraries):
+    """fail_json for the first of ``libraries`` ("requests", "psycopg2") that is not installed."""
+    for library in libraries:
+        if not _import_state(library)[0]:
+            module.fail_json(**missing_library(library))
+
+
+def pd_client_or_fail(module, **kwargs):
+    """A PDClient from the module's pd_argument_spec() options, or fail_json
+    (requests missing, or options the client refuses)."""
+    require_libraries(module, "requests")
+    try:
+        return _pd_client.pd_client_from_params(module.params, **kwargs)
+    except _pd_client.PDError as exc:
+        module.fail_json(msg=str(exc), changed=False)
+
+
+def finish(module, result, warnings=None, failed_msg=None):
+    """Answer: every warning (``warnings``, then the result's own) through
+    module.warn, the diff only when Ansible asked for one, then fail_json
+    with ``failed_msg`` when given, else exit_json."""
+    result = dict(result)
+    for text in list(warnings or []) + list(result.pop("warnings", None) or []):
+        module.warn(text)
+    if not module._diff or result.get("diff") is None:
+        result.pop("diff", None)
+    if failed_msg is not None:
+        module.fail_json(msg=failed_msg, **result)
+    module.exit_json(**result)

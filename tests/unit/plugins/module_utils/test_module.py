@@ -1,0 +1,87 @@
+# Copyright (c) pgtikv.cloud contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Unit tests of the module plumbing every module shares (_module) and of the
+SQL connection options taken from module params (_common.sql_params_from)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.pgtikv.cloud.plugins.module_utils import _module as m
+from ansible_collections.pgtikv.cloud.plugins.module_utils import _pd_client, _sql_client
+from ansible_collections.pgtikv.cloud.plugins.module_utils._common import sql_argument_spec, sql_params_from
+
+
+class Answered(Exception):
+    def __init__(self, failed, result):
+        super().__init__(failed, result)
+        self.failed = failed
+        self.result = result
+
+
+class FakeModule:
+    def __init__(self, diff=False, params=None):
+        self._diff = diff
+        self.params = params or {}
+        self.warnings = []
+
+    def warn(self, text):
+        self.warnings.append(text)
+
+    def exit_json(self, **result):
+        raise Answered(False, result)
+
+    def fail_json(self, msg, **result):
+        raise Answered(True, dict(result, msg=msg))
+
+
+def answer(func, *args, **kwargs):
+    with pytest.raises(Answered) as exc:
+        func(*args, **kwargs)
+    return exc.value
+
+
+def test_finish_warns_and_drops_the_diff_unless_asked():
+    module = FakeModule()
+    got = answer(m.finish, module, {"changed": True, "warnings": ["second"], "diff": {"before": {}}}, ["first"])
+    assert not got.failed and got.result == {"changed": True}
+    assert module.warnings == ["first", "second"]
+    got = answer(m.finish, FakeModule(diff=True), {"changed": True, "diff": {"before": {}}})
+    assert got.result == {"changed": True, "diff": {"before": {}}}
+    got = answer(m.finish, FakeModule(diff=True), {"changed": False, "diff": None})
+    assert got.result == {"changed": False}
+
+
+def test_finish_fails_with_the_message_and_the_result():
+    module = FakeModule()
+    got = answer(m.finish, module, {"changed": False, "warnings": ["w"]}, failed_msg="it broke")
+    assert got.failed and got.result == {"changed": False, "msg": "it broke"}
+    assert module.warnings == ["w"]
+
+
+@pytest.mark.parametrize("library,where,flag", [
+    ("requests", _pd_client, "HAS_REQUESTS"),
+    ("psycopg2", _sql_client, "HAS_PSYCOPG2"),
+])
+def test_require_libraries(monkeypatch, library, where, flag):
+    monkeypatch.setattr(_pd_client, "HAS_REQUESTS", True)
+    monkeypatch.setattr(_sql_client, "HAS_PSYCOPG2", True)
+    assert m.require_libraries(FakeModule(), "requests", "psycopg2") is None
+    monkeypatch.setattr(where, flag, False)
+    got = answer(m.require_libraries, FakeModule(), "requests", "psycopg2")
+    assert got.failed and library in got.result["msg"] and "exception" in got.result
+
+
+def test_pd_client_or_fail():
+    client = m.pd_client_or_fail(FakeModule(params={"pd_endpoints": ["pd:1"], "pd_timeout": 3}))
+    assert client.endpoints == ["http://pd:1"] and client.timeout == 3.0
+    got = answer(m.pd_client_or_fail, FakeModule(params={"pd_endpoints": ["pd:1"], "pd_client_key": "/k.pem"}))
+    assert got.failed and got.result == {"changed": False, "msg": "pd_client_key needs pd_client_cert"}
+
+
+def test_sql_params_are_the_sql_options():
+    params = {"pg_host": "db", "pg_port": 5000, "ssl_mode": "require", "ca_cert": "/ca.pem", "connect_timeout": 3,
+              "login_password": "secret", "pd_endpoints": ["pd:1"]}
+    assert sql_params_from(params) == {"pg_host": "db", "pg_port": 5000, "ssl_mode": "require", "ca_cert": "/ca.pem",
+                                       "connect_timeout": 3}
+    assert set(sql_params_from({})) == set(sql_argument_spec())
