@@ -34,3 +34,25 @@ phase() {
   log "phase $name: $([ $rc -eq 0 ] && echo ok || echo "FAILED rc=$rc") in $((SECONDS - start))s"
   return $rc
 }
+
+# stack_up: install what is missing, start the local stack (both idempotent
+# and cached) and load its environment, with the venv first on PATH.
+stack_up() {
+  phase setup "$PGTIKV_ROOT/scripts/setup" || return
+  phase stack "$PGTIKV_ROOT/tests/stack/start" || return
+  # shellcheck source=/dev/null
+  . "$PGTIKV_STACK_DIR/env.sh"
+  export PATH="$PGTIKV_VENV/bin:$PATH"
+}
+
+# install_collection DEST: build the tarball from this checkout and install it
+# under DEST, exactly as users install it from Galaxy.
+install_collection() {
+  local dest="$1" build_dir rc=0
+  build_dir="$(mktemp -d)"
+  phase build ansible-galaxy collection build --force --output-path "$build_dir" "$PGTIKV_ROOT" >/dev/null \
+    && phase install ansible-galaxy collection install --force -p "$dest" "$build_dir"/pgtikv-cloud-*.tar.gz >/dev/null \
+    || rc=$?
+  rm -rf "$build_dir"
+  return "$rc"
+}
