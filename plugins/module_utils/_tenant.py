@@ -400,10 +400,9 @@ def login_first(sql, sql_params, tenant, candidates):
 
 
 class _Reconciler:
-    session_sink = None
-
-    def __init__(self, pd, sql_params, spec, check_mode, sql):
+    def __init__(self, pd, sql_params, spec, check_mode, sql, session_sink=None):
         self.pd = pd
+        self.session_sink = session_sink
         self.sql_params = dict(sql_params or {})
         self.spec = spec
         self.check_mode = check_mode
@@ -951,9 +950,7 @@ def reconcile_tenant(pd, sql_params, spec, current=MISSING, check_mode=False, sq
     Raises TenantError; its ``result`` holds the partial result, including
     ``progress`` (steps that were completed).
     """
-    reconciler = _Reconciler(pd, sql_params, spec, check_mode, sql)
-    reconciler.session_sink = session_sink
-    return reconciler.run(current)
+    return _Reconciler(pd, sql_params, spec, check_mode, sql, session_sink).run(current)
 
 
 # ---------------------------------------------------------------------------
