@@ -65,13 +65,13 @@ STATUS_FAILED = "failed"
 
 # Keys of a tenant entry of the module's ``config`` that go to TenantSpec.
 _TENANT_SPEC_KEYS = ("name", "state", "config", "admin_password", "update_admin_password", "login_user",
-                     "login_password", "confirm_tombstone")
+                     "login_password", "confirm_tombstone", "previous_admin_passwords")
 
 # What a fleet run keeps from reconcile_tenant's result for each tenant.
 _TENANT_RESULT_KEYS = ("exists", "state_path", "config_patch", "admin_rotated", "admin_password_generated",
-                       "fully_provisioned", "locked_users", "progress", "queries", "pd_version")
+                       "admin_login_proven", "fully_provisioned", "locked_users", "progress", "queries", "pd_version")
 _USER_RESULT_KEYS = ("created", "removed", "password_changed", "password_verified", "password_generated",
-                     "unverifiable_attributes", "queries")
+                     "password_proven", "unverifiable_attributes", "queries")
 
 
 # ---------------------------------------------------------------------------
@@ -219,6 +219,18 @@ class _TenantRun:
             verify = verify_tenant if spec.state == "present" else verify_locked
             self.out["verification"] = verify(self.sql_params, self.name, self.out.get("keyspace"),
                                               self.admin_password(), self.user_passwords(), self.item)
+        if spec.state == "present" and not self.check_mode:
+            self.out["proven"] = self._proven()
+
+    def _proven(self):
+        """Which declared passwords were proven by a login in this run: admin
+        (admin_password) and the users (their password). A secret store
+        promotes a pending password only when it is listed here."""
+        checks = {c["check"]: c["ok"] for c in (self.out.get("verification") or {}).get("checks") or []}
+        admin = bool(self.out.get("admin_login_proven")) or checks.get("admin logs in") is True
+        users = sorted(u["name"] for u in self.out["users"]
+                       if u.get("password_proven") or checks.get("user %s logs in" % u["name"]) is True)
+        return {"admin": admin and bool(self.item.get("admin_password")), "users": users}
 
     def _skip_users(self, why):
         for entry in self.item.get("users") or []:
@@ -272,6 +284,7 @@ class _TenantRun:
             users.append((BOOTSTRAP_ADMIN_USER, self.admin_password()))
         if spec.login_password:
             users.append((spec.login_user or BOOTSTRAP_ADMIN_USER, spec.login_password))
+        users.extend((BOOTSTRAP_ADMIN_USER, password) for password in spec.previous_admin_passwords)
         if self.check_mode:
             users.append((BOOTSTRAP_ADMIN_USER, BOOTSTRAP_ADMIN_PASSWORD))
         if not users:
@@ -448,6 +461,7 @@ def _summary(tenants):
     counts["users_created"] = sum(1 for u in users if u.get("status") == STATUS_CREATED)
     counts["users_changed"] = sum(1 for u in users if u.get("status") in (STATUS_CHANGED, "removed", "locked"))
     counts["users_failed"] = sum(1 for u in users if u.get("status") == STATUS_FAILED)
+    counts["not_attempted"] = sum(1 for t in tenants if t.get("not_attempted"))
     verified = [t for t in tenants if "verification" in t]
     counts["verified"] = sum(1 for t in verified if t["verification"]["complete"])
     counts["incomplete"] = sum(1 for t in verified if not t["verification"]["complete"])
@@ -525,7 +539,9 @@ def run_fleet(params, items, state, check_mode, pd=None):
 
         runs = [_TenantRun(pd, sql_params, item, by_name.get(item["name"]), check_mode, verify,
                            default_unverifiable) for item in todo]
-        for run, out in zip(runs, _map(lambda r: r.run(), runs, max_workers)):
+        timeout = params.get("timeout")
+        deadline = started + timeout if timeout else None
+        for run, out in zip(runs, _map(lambda r: r.run(), runs, max_workers, deadline)):
             results[run.name] = out
 
         unlisted = []
@@ -571,14 +587,20 @@ def run_fleet(params, items, state, check_mode, pd=None):
             pd.close()
 
 
-def _map(func, items, max_workers):
+def _map(func, items, max_workers, deadline=None):
     """func over items on a bounded pool; results in input order. An exception
-    in func is a bug: it is turned into a failed tenant, never lost."""
+    in func is a bug: it is turned into a failed tenant, never lost. Items not
+    started by ``deadline`` (time.monotonic()) are reported as not attempted."""
     def safe(item):
+        name = item.get("name") if isinstance(item, dict) else getattr(item, "name", None)
+        if deadline is not None and time.monotonic() >= deadline:
+            return {"name": name, "status": STATUS_FAILED, "changed": False, "failed": True, "users": [],
+                    "not_attempted": True,
+                    "msg": "not attempted: the run's timeout was reached before this tenant's turn; nothing was "
+                           "done to it (run again, or raise timeout)"}
         try:
             return func(item)
         except Exception as exc:  # pylint: disable=broad-except
-            name = item.get("name") if isinstance(item, dict) else getattr(item, "name", None)
             return {"name": name, "status": STATUS_FAILED, "changed": False, "failed": True,
                     "users": [], "msg": "internal error: %s: %s" % (type(exc).__name__, exc)}
     if max_workers <= 1 or len(items) <= 1:
@@ -721,7 +743,7 @@ def compact_tenant(t):
     everything.
     """
     out = {k: t.get(k) for k in ("name", "status", "changed", "failed")}
-    for key in ("unlisted", "msg", "warnings"):
+    for key in ("unlisted", "msg", "warnings", "proven", "not_attempted"):
         if t.get(key):
             out[key] = t[key]
     verification = t.get("verification")

@@ -410,6 +410,40 @@ def _raw_connect(sql_params, tenant, user, password):
     return conn
 
 
+def probe_server(sql_params):
+    """None if the endpoint speaks the PostgreSQL protocol up to its password
+    request, else a message. Nothing is logged in and no tenant is named.
+
+    A TCP connect alone passes an endpoint that accepts but never answers. This
+    runs the startup exchange (and TLS, as ssl_mode says) and stops when the
+    server asks for a password: libpq has none to send and hangs up. pg-tikv
+    asks for the password before it looks the tenant up (reference
+    pg-tikv-server.md §1.4, §2.1), so this neither bootstraps admin/admin nor
+    stalls other logins.
+    """
+    if not HAS_PSYCOPG2:
+        raise SQLClientError("psycopg2 is required for SQL connections")
+    kw = _conn_kwargs(sql_params, None, "pgtikv_probe", "x")
+    # No password and a password file that does not exist (libpq warns about
+    # /dev/null): libpq stops at the server's request.
+    kw.update(user="pgtikv_probe", password="", passfile="/nonexistent/pgtikv-cloud-no-passfile")
+    try:
+        psycopg2.connect(**kw).close()
+    except psycopg2.Error as e:
+        text = _strip_libpq_prefix(str(e))
+        if "no password supplied" in text.lower():
+            return None
+        kind = classify_login_error(text, getattr(e, "pgcode", None))
+        if kind in ("refused", "nologin", "hba"):
+            return None  # the server answered the startup: it speaks the protocol
+        if "timeout expired" in text.lower():
+            return ("the SQL endpoint %s accepted the connection but did not answer the protocol's startup "
+                    "within %ss" % (_where(sql_params), kw["connect_timeout"]))
+        return "the SQL endpoint %s did not complete the protocol's startup: %s" % (_where(sql_params), text)
+    # A server that let us in without a password (trust): it speaks the protocol.
+    return None
+
+
 def connect(sql_params, tenant, user, password):
     """Log in as ``tenant.user`` and return a TenantSession (capabilities detected)."""
     conn = _raw_connect(sql_params, tenant, user, password)

@@ -27,7 +27,6 @@ Order of work, so that a failure leaves the safest state and is reported:
 from __future__ import annotations
 
 import datetime
-import socket
 from urllib.parse import quote
 
 from ansible_collections.pgtikv.cloud.plugins.module_utils._common import (
@@ -119,7 +118,7 @@ class TenantSpec:
 
     def __init__(self, name, state="present", config=None, admin_password=None,
                  update_admin_password="always", login_user=None, login_password=None,
-                 lock_users=None, confirm_tombstone=None):
+                 lock_users=None, confirm_tombstone=None, previous_admin_passwords=None):
         self.name = name
         self.state = state
         self.config = config
@@ -129,6 +128,9 @@ class TenantSpec:
         self.login_password = login_password
         self.lock_users = [BOOTSTRAP_ADMIN_USER] if lock_users is None else list(lock_users)
         self.confirm_tombstone = confirm_tombstone
+        # Passwords admin may have now besides admin_password (a write-ahead
+        # store's current and previous ones while a change is under way).
+        self.previous_admin_passwords = [p for p in previous_admin_passwords or [] if p != admin_password]
 
     @classmethod
     def from_params(cls, params):
@@ -142,6 +144,7 @@ class TenantSpec:
             login_password=params.get("login_password"),
             lock_users=params.get("lock_users"),
             confirm_tombstone=params.get("confirm_tombstone"),
+            previous_admin_passwords=params.get("previous_admin_passwords"),
         )
 
 
@@ -270,6 +273,10 @@ def validate_spec(spec):
     err = password_error(spec.login_password, "login_password")
     if err:
         errors.append(err)
+    for candidate in spec.previous_admin_passwords:
+        err = password_error(candidate, "previous_admin_passwords")
+        if err:
+            errors.append(err)
     if spec.login_user is not None:
         err = user_name_error(spec.login_user)
         if err:
@@ -412,6 +419,9 @@ class _Reconciler:
         self.queries = []
         self.wrote = False
         self.bootstrap_open = False
+        # The connection broke after a password change was sent: the server
+        # may have committed it. The password is then kept in the result.
+        self.password_maybe_applied = False
         self.sql_hint = ""
         self._session_queries = []
         self.result = {
@@ -423,6 +433,7 @@ class _Reconciler:
             "config_patch": {},
             "admin_rotated": False,
             "admin_password_generated": False,
+            "admin_login_proven": False,
             "fully_provisioned": None,
             "locked_users": [],
             "warnings": [],
@@ -453,7 +464,7 @@ class _Reconciler:
 
     def fail(self, message, kind):
         self.result["changed"] = self.wrote
-        if not self.result.get("admin_rotated"):
+        if not self.result.get("admin_rotated") and not self.password_maybe_applied:
             self.result.pop("generated_admin_password", None)
             self.result["admin_password_generated"] = False
         if self.result["progress"]:
@@ -486,15 +497,13 @@ class _Reconciler:
             self.fail("login test as %r failed: %s" % (sql.login_name(self.name, user), exc), "sql")
 
     def sql_port_error(self):
-        """None if pg-tikv's port accepts a TCP connection, else a message."""
-        host = self.sql_params.get("pg_host") or "127.0.0.1"
-        port = int(self.sql_params.get("pg_port") or 5433)
-        timeout = float(self.sql_params.get("connect_timeout") or 10)
+        """None if pg-tikv answers the protocol's startup (up to its password
+        request, no login), else a message."""
+        sql = self.sql
         try:
-            socket.create_connection((host, port), timeout=timeout).close()
-        except OSError as exc:
-            return "pg-tikv is unreachable at %s:%s (%s)" % (host, port, exc.strerror or exc)
-        return None
+            return sql.probe_server(self.sql_params)
+        except sql.SQLClientError as exc:
+            return str(exc)
 
     def open_session(self, candidates, purpose):
         """Log in with the first working (user, password, label) candidate."""
@@ -514,10 +523,26 @@ class _Reconciler:
                   "pg-tikv does not enforce privileges, reference/pg-tikv-server.md §0.5)"
                   % (self.name, purpose, tried), "sql_auth")
 
-    def run_sql(self, session, what, func, *args):
+    def run_sql(self, session, what, func, *args, sends_password=False):
+        """``sends_password``: the statement sets admin's password; a connection
+        lost after it was sent leaves its outcome unknown (a lost reply)."""
         sql = self.sql
         try:
             return func(*args)
+        except sql.ServerUnreachable as exc:
+            if not sends_password:
+                self.fail("%s in tenant %r failed: %s" % (what, self.name, exc), "sql")
+            # The server may have committed before the reply was lost: neither
+            # the old password nor the bootstrap one can be assumed any more.
+            self.password_maybe_applied = True
+            self.bootstrap_open = False
+            self.wrote = True
+            self.result["fully_provisioned"] = False
+            self.fail("%s in tenant %r: the connection was lost after the statement was sent (%s), so pg-tikv may "
+                      "or may not have applied it. The new password is kept: run the task again with it as "
+                      "admin_password and the old one as a login password (the collection's secret store does "
+                      "this by itself), and the change is finished either way" % (what, self.name, exc),
+                      "sql_lost_reply")
         except sql.SQLClientError as exc:
             self.fail("%s in tenant %r failed: %s" % (what, self.name, exc), "sql")
         finally:
@@ -569,9 +594,9 @@ class _Reconciler:
         config = {k: v for k, v in (self.desired_config or {}).items() if v is not None}
         password = self.spec.admin_password
         # A new keyspace's admin/admin must be rotated right away; do not create
-        # it while pg-tikv cannot be reached. Only a TCP connect: a login to a
-        # keyspace that does not exist is refused anyway and stalls pg-tikv's
-        # other logins while it retries PD (reference/pg-tikv-server.md §1.4).
+        # it while pg-tikv cannot be reached or does not speak the protocol. No
+        # login: one to a keyspace that does not exist is refused anyway and
+        # stalls pg-tikv's other logins while it retries PD (pg-tikv-server.md §1.4).
         err = self.sql_port_error()
         if err:
             self.fail("not creating tenant %r: %s, so its bootstrap admin/admin could not be rotated at once. "
@@ -645,7 +670,8 @@ class _Reconciler:
         try:
             if hasattr(session, "add_secret"):
                 session.add_secret(password)
-            self.run_sql(session, "setting the admin password", session.set_password, self.admin, password)
+            self.run_sql(session, "setting the admin password", session.set_password, self.admin, password,
+                         sends_password=True)
             keep = self.session_sink is not None
         finally:
             if not keep:
@@ -669,6 +695,7 @@ class _Reconciler:
         if new != "ok":
             self.fail("the admin password was changed but a login with it gives %r; the tenant's admin "
                       "password is in an unknown state" % new, "verification")
+        self.result["admin_login_proven"] = True
         old = self.probe(self.admin, BOOTSTRAP_ADMIN_PASSWORD)
         if old == "ok":
             self.bootstrap_open = True
@@ -760,6 +787,8 @@ class _Reconciler:
             candidates.append((user, spec.login_password, "login_user %r with login_password" % user))
         if spec.admin_password:
             candidates.append((self.admin, spec.admin_password, "admin with admin_password"))
+        for index, password in enumerate(spec.previous_admin_passwords):
+            candidates.append((self.admin, password, "admin with previous password #%d" % (index + 1)))
         if include_bootstrap:
             candidates.extend(self._bootstrap_candidates())
         return candidates
@@ -786,6 +815,7 @@ class _Reconciler:
             first = self.probe(self.admin, spec.admin_password)
             if first == "ok":
                 plan["before"] = plan["after"] = ADMIN_STATUS_SET
+                self.result["admin_login_proven"] = True
                 return plan
             if first == "nologin":
                 plan["before"] = ADMIN_STATUS_LOCKED
@@ -800,7 +830,7 @@ class _Reconciler:
                 plan["before"] = ADMIN_STATUS_BOOTSTRAP
                 return self._rotation(plan, self._bootstrap_candidates())
             plan["before"] = ADMIN_STATUS_SET
-            if not spec.login_password:
+            if not spec.login_password and not spec.previous_admin_passwords:
                 self.fail("tenant %r: wrong admin password: admin_password is refused and admin no longer has "
                           "the bootstrap password. To change admin's password, give the current one as "
                           "login_password (or another user's credentials with login_user); to only check "
@@ -833,7 +863,8 @@ class _Reconciler:
             try:
                 if hasattr(session, "add_secret"):
                     session.add_secret(password)
-                self.run_sql(session, "setting a new admin password", session.set_password, self.admin, password)
+                self.run_sql(session, "setting a new admin password", session.set_password, self.admin, password,
+                             sends_password=True)
                 self.wrote_step("set a new password for %r" % self.sql.login_name(self.name, self.admin))
                 self.run_sql(session, "allowing admin to log in", session.set_login, self.admin, True)
             finally:

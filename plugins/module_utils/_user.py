@@ -140,13 +140,14 @@ def reconcile_user(session, spec, check_mode=False, verify=True):
     queries (write statements, masked; in check mode: those that would run),
     diff {before, after} (password redacted), warnings, unverifiable_attributes,
     password_verified (bool/None: the new password was confirmed by reading it
-    back or by a test login).
+    back or by a test login), password_proven (the password of the spec is
+    known to be the user's now: it matched before, or was set and verified).
     """
     spec.validate()
     name = spec.name
     res = dict(changed=False, user=name, state=spec.state, created=False, removed=False,
                password_changed=False, queries=[], warnings=[], unverifiable_attributes=[],
-               password_verified=None)
+               password_verified=None, password_proven=False)
     catalog = session.has_role_catalog
 
     if spec.state == "absent":
@@ -206,6 +207,7 @@ def _create(session, spec, check_mode, verify, res):
         res["password_generated"] = True
     if verify and password is not None and attrs.get("login"):
         res["password_verified"] = _verify_password(session, name, password, res)
+        res["password_proven"] = res["password_verified"] is True
     return res
 
 
@@ -296,6 +298,7 @@ def _update(session, spec, check_mode, verify, res):
     res["diff"] = dict(before=_state_dict(True, before_attrs, before_pw),
                        after=_state_dict(True, after_attrs, after_pw))
     res["password_changed"] = send_password is not None
+    res["password_proven"] = password_match is True and send_password is None
     res["changed"] = bool(plan)
     if not plan or check_mode:
         return res
@@ -303,6 +306,7 @@ def _update(session, spec, check_mode, verify, res):
     final_login = change_attrs.get("login", before_attrs.get("login"))
     if verify and send_password is not None and final_login is not False:
         res["password_verified"] = _verify_password(session, name, send_password, res)
+        res["password_proven"] = res["password_verified"] is True
     return res
 
 

@@ -56,7 +56,7 @@ options:
         description:
           - The password of the tenant's C(admin).
           - When omitted, a new tenant (or one whose admin still has the bootstrap password) gets a generated
-            password, returned once in RV(generated_passwords).
+            password, stored in O(secret_store), or without a store returned once in RV(generated_passwords).
           - Needed to manage the users of an existing tenant.
         type: str
       update_admin_password:
@@ -75,6 +75,12 @@ options:
           - The current password of O(config[].login_user) (or of admin), for example the old admin password
             during a rotation.
         type: str
+      previous_admin_passwords:
+        description:
+          - Other passwords admin may have now, tried in order to log in when O(config[].admin_password) is refused
+            (for example the one before an interrupted rotation). O(secret_store) fills this in by itself.
+        type: list
+        elements: str
       confirm_tombstone:
         description: Must be the tenant name for O(config[].state=tombstone).
         type: str
@@ -95,8 +101,8 @@ options:
             default: present
           password:
             description:
-              - The user's password. When omitted for a new user, one is generated and returned once in
-                RV(generated_passwords).
+              - The user's password. When omitted for a new user, one is generated and stored in O(secret_store), or
+                without a store returned once in RV(generated_passwords).
             type: str
           update_password:
             description: V(always) checks and fixes the password of an existing user; V(on_create) sets it only at creation.
@@ -157,6 +163,21 @@ options:
     description: How many tenants are reconciled at the same time.
     type: int
     default: 8
+  timeout:
+    description:
+      - Seconds the whole run may take. Tenants whose turn comes after that are not touched and are reported failed
+        with C(not_attempted); a tenant already started is finished (each PD and SQL call has its own timeout).
+      - The default leaves room for about 10,000 tenants on a healthy platform and bounds a run against a frozen PD.
+    type: float
+    default: 1800
+  rotate:
+    description:
+      - Give new random passwords to the credentials kept in O(secret_store) (never to declared ones).
+      - V(admin) rotates every present tenant's admin, V(all) the admins and the users.
+      - Needs O(secret_store). Each new password is stored as pending before it is set.
+    type: str
+    choices: [none, admin, all]
+    default: none
   unverifiable_attributes:
     description:
       - Default of O(config[].users[].unverifiable_attributes).
@@ -186,6 +207,7 @@ options:
 extends_documentation_fragment:
   - pgtikv.cloud.pd
   - pgtikv.cloud.sql
+  - pgtikv.cloud.secret_store
   - pgtikv.cloud.attributes.action_group
 attributes:
   check_mode:
@@ -201,8 +223,12 @@ attributes:
       - The diff lists the tenants that change, with their keyspace state, config, admin status and users.
         Passwords never appear; they are shown as C(<hidden>) markers.
 notes:
-  - B(Secrets.) RV(generated_passwords) holds every password generated in the run. Set C(no_log) to V(true) on the
-    task and store them (the C(pgtikv.cloud.tenants) role does). Declared passwords never appear in the result.
+  - B(Secrets.) With O(secret_store), generated passwords are written to the store before they are used and never
+    returned. Without it, RV(generated_passwords) holds every password generated in the run; set C(no_log) on the
+    task and store them yourself. Declared passwords never appear in the result.
+  - Check mode logs in to existing tenants to read their state (test logins). pg-tikv creates C(admin)/C(admin)
+    on the first login attempt to a keyspace that has never been used, so checking a keyspace created outside this
+    collection and never logged in to gives it that bootstrap credential; a normal run then rotates it.
   - On pg-tikv, password and login checks are test logins; they are meaningful only while the server's fallback
     password C(PG_PASSWORD) is unset.
   - The modules run where the task runs. Use C(hosts=localhost) or C(delegate_to=localhost), so that the
@@ -316,6 +342,16 @@ tenants:
     seconds:
       description: Time spent on this tenant.
       type: float
+    proven:
+      description:
+        - Which passwords given for this tenant were proven by a login in this run, C(admin) (bool) and C(users)
+          (names). O(secret_store) promotes a pending password only when it is proven here.
+      type: dict
+      returned: for present tenants, not in check mode
+    not_attempted:
+      description: The run's O(timeout) was reached before this tenant's turn; nothing was done to it.
+      type: bool
+      returned: when true
   sample:
     - name: acme_corp
       status: created
@@ -336,8 +372,31 @@ generated_passwords:
     - Passwords generated in this run, by tenant. Each value is a dict with C(admin) and C(users) (user name to
       password). Returned only here, once.
     - Set C(no_log) to V(true) on the task.
-  returned: when O(state) is not V(gathered)
+  returned: when O(state) is not V(gathered) and O(secret_store) is not set
   type: dict
+secret_store:
+  description:
+    - With O(secret_store), what the store holds after the task (counts only, never a password) and what this task
+      did to it.
+  returned: when O(secret_store) is set
+  type: dict
+  contains:
+    path:
+      description: The store file.
+      type: str
+    current:
+      description: Credentials with a current password.
+      type: int
+    pending:
+      description: Credentials with a pending password (a change that the next run finishes).
+      type: int
+    generated:
+      description: Pending passwords generated and stored by this task.
+      type: int
+    promoted:
+      description: Pending passwords proven and promoted to current by this task.
+      type: int
+  sample: {path: /home/ops/.local/share/pgtikv-cloud/secrets.yml, current: 6, pending: 0, generated: 6, promoted: 6}
 report:
   description:
     - A readable report without secrets. The first line counts everything, then one line per tenant that changed,
@@ -421,7 +480,16 @@ TENANT_OPTIONS = dict(
     login_user=dict(type="str"),
     login_password=dict(type="str", no_log=True),
     confirm_tombstone=dict(type="str"),
+    previous_admin_passwords=dict(type="list", elements="str", no_log=True),
     users=dict(type="list", elements="dict", default=[], options=USER_OPTIONS),
+)
+
+SECRET_STORE_OPTIONS = dict(
+    backend=dict(type="str", choices=["file"], default="file"),
+    path=dict(type="path", required=True),
+    lock_timeout=dict(type="int", default=120),
+    vault_encrypt=dict(type="str", choices=["auto", "always", "never"], default="auto"),
+    vault_id=dict(type="str"),
 )
 
 
@@ -433,6 +501,9 @@ def argument_spec():
         managed_pattern=dict(type="str"),
         verify=dict(type="bool", default=False),
         max_workers=dict(type="int", default=8),
+        timeout=dict(type="float", default=1800),
+        rotate=dict(type="str", choices=["none", "admin", "all"], default="none"),
+        secret_store=dict(type="dict", options=SECRET_STORE_OPTIONS),
         unverifiable_attributes=dict(type="str", choices=["apply", "on_create"], default="on_create"),
         list_page_size=dict(type="int", default=MAX_PAGE_SIZE),
         details=dict(type="bool", default=False),
@@ -448,6 +519,8 @@ def main():
     params = dict(module.params)
     if not 1 <= params["max_workers"] <= 64:
         module.fail_json(msg="max_workers must be between 1 and 64")
+    if params["timeout"] <= 0:
+        module.fail_json(msg="timeout must be a number of seconds greater than 0")
     if params["list_page_size"] < 1:
         module.fail_json(msg="list_page_size must be 1 or more")
     state = params["state"]

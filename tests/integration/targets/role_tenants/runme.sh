@@ -126,13 +126,14 @@ def load(path):
     text = subprocess.run(["ansible-vault", "view", path], capture_output=True, text=True, check=True).stdout
     return yaml.safe_load(text)["tenants"]
 before, after = load(work + "/secrets-before-rotation.yml"), load(work + "/secrets/tenants.yml")
-assert after[t2]["admin"] != before[t2]["admin"], "admin not rotated"
-assert after[t2]["admin_previous"] == before[t2]["admin"]
-assert after[t2]["users"]["u2"] != before[t2]["users"]["u2"], "u2 not rotated"
+assert after[t2]["admin"]["current"] != before[t2]["admin"]["current"], "admin not rotated"
+assert after[t2]["admin"]["previous"] == before[t2]["admin"]["current"]
+assert "pending" not in after[t2]["admin"], "the rotation left a pending admin password"
+assert after[t2]["users"]["u2"]["current"] != before[t2]["users"]["u2"]["current"], "u2 not rotated"
 others = [t for t in before if t != t2]
 assert all(after[t] == before[t] for t in others), "other tenants' secrets changed"
 with open(work + "/all-secrets.txt", "a") as fh:
-    fh.write(before[t2]["admin"] + "\n" + before[t2]["users"]["u2"] + "\n")
+    fh.write(before[t2]["admin"]["current"] + "\n" + before[t2]["users"]["u2"]["current"] + "\n")
 print("   rotated: admin and u2 of", t2, "(declared passwords untouched)")
 PY
 # The old stored admin password of tenant 2 no longer logs in; the new one does.
@@ -145,9 +146,9 @@ def load(path):
     return yaml.safe_load(text)["tenants"][t2]
 old, new = load(work + "/secrets-before-rotation.yml"), load(work + "/secrets/tenants.yml")
 req = {"host": cfg["pg_host"], "port": cfg["pg_port"], "checks": [
-    {"login": t2 + ".admin", "password": old["admin"], "expect": "refused"},
-    {"login": t2 + ".admin", "password": new["admin"], "expect": "ok"},
-    {"login": t2 + ".u2", "password": old["users"]["u2"], "expect": "refused"}]}
+    {"login": t2 + ".admin", "password": old["admin"]["current"], "expect": "refused"},
+    {"login": t2 + ".admin", "password": new["admin"]["current"], "expect": "ok"},
+    {"login": t2 + ".u2", "password": old["users"]["u2"]["current"], "expect": "refused"}]}
 out = subprocess.run([sys.executable, tools + "/pgcheck.py", "logins"], input=json.dumps(req),
                      capture_output=True, text=True, check=True).stdout
 res = json.loads(out)

@@ -1,0 +1,85 @@
+# Copyright (c) pgtikv.cloud contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Controller side of the write-ahead secret store, shared by the action
+plugins of the modules that take ``secret_store``.
+
+PRIVATE: for use by this collection's plugins only; may change at any time.
+
+The store is read, locked and written here, on the controller, so that the
+vault secrets given to ansible-playbook (--vault-password-file,
+--ask-vault-pass, ANSIBLE_VAULT_PASSWORD_FILE) encrypt it, and so that a
+pending password is on disk before the module that applies it even starts.
+"""
+
+from __future__ import annotations
+
+from ansible.module_utils.common.text.converters import to_bytes, to_text
+from ansible.parsing.vault import VaultLib, is_encrypted
+from ansible.utils.encrypt import random_password
+
+from ansible_collections.pgtikv.cloud.plugins.module_utils._common import GENERATED_PASSWORD_LENGTH
+from ansible_collections.pgtikv.cloud.plugins.module_utils._secret_store import FileStore, SecretStoreError
+
+STORE_DEFAULTS = {"backend": "file", "path": None, "lock_timeout": 120, "vault_encrypt": "auto", "vault_id": None}
+# Letters and digits: safe unquoted in YAML, shells, URIs and connection strings.
+GENERATED_PASSWORD_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+
+def generate_password():
+    """A new password, from ansible-core's own generator (the one behind the
+    ansible.builtin.password lookup)."""
+    return random_password(length=GENERATED_PASSWORD_LENGTH, chars=GENERATED_PASSWORD_CHARS)
+
+
+def store_options(raw):
+    """The ``secret_store`` option with its defaults, or SecretStoreError."""
+    if not isinstance(raw, dict):
+        raise SecretStoreError("secret_store must be a dictionary with at least 'path'")
+    unknown = sorted(set(raw) - set(STORE_DEFAULTS))
+    if unknown:
+        raise SecretStoreError("secret_store has unknown keys: %s (known: %s)"
+                               % (", ".join(unknown), ", ".join(sorted(STORE_DEFAULTS))))
+    opts = dict(STORE_DEFAULTS)
+    opts.update({k: v for k, v in raw.items() if v is not None})
+    if opts["backend"] != "file":
+        raise SecretStoreError("secret_store.backend must be 'file' (the only backend of this version)")
+    if not opts["path"] or not isinstance(opts["path"], str):
+        raise SecretStoreError("secret_store.path is required: the file that keeps the generated passwords")
+    try:
+        opts["lock_timeout"] = int(opts["lock_timeout"])
+    except (TypeError, ValueError):
+        raise SecretStoreError("secret_store.lock_timeout must be a whole number of seconds") from None
+    if opts["lock_timeout"] < 0:
+        raise SecretStoreError("secret_store.lock_timeout must not be negative")
+    if opts["vault_encrypt"] not in ("auto", "always", "never"):
+        raise SecretStoreError("secret_store.vault_encrypt must be auto, always or never")
+    return opts
+
+
+def open_store(loader, opts, what):
+    """A FileStore wired to the controller's vault secrets."""
+    secrets = [s for s in (getattr(getattr(loader, "_vault", None), "secrets", None) or []) if s and s[1]]
+    vault = VaultLib(secrets) if secrets else None
+    if opts["vault_id"] and vault is not None:
+        chosen = [s for s in secrets if s[0] == opts["vault_id"]]
+        if not chosen:
+            raise SecretStoreError("secret_store.vault_id %r is not among the vault ids given to this run"
+                                   % opts["vault_id"])
+    if opts["vault_encrypt"] == "always" and vault is None:
+        raise SecretStoreError("secret_store.vault_encrypt is 'always' but this run has no vault password (give "
+                               "--vault-password-file, --ask-vault-pass or ANSIBLE_VAULT_PASSWORD_FILE)")
+    encrypt = decrypt = None
+    if vault is not None:
+        def decrypt(text):
+            return to_text(vault.decrypt(to_bytes(text)))
+        if opts["vault_encrypt"] != "never":
+            secret = None
+            if opts["vault_id"]:
+                secret = [s for s in secrets if s[0] == opts["vault_id"]][0][1]
+
+            def encrypt(text):
+                return to_text(vault.encrypt(to_bytes(text), secret=secret, vault_id=opts["vault_id"]))
+    store = FileStore(opts["path"], encrypt=encrypt, decrypt=decrypt,
+                      is_encrypted=lambda text: is_encrypted(to_bytes(text)),
+                      lock_timeout=opts["lock_timeout"], what=what)
+    return store
