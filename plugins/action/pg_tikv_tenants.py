@@ -79,10 +79,11 @@ class ActionModule(ActionBase):
                         try:
                             store.save(data)
                         except SecretStoreError as exc:
+                            msg = ("%s. The new passwords were applied and proven, and stay in the store as "
+                                   "pending; the next run promotes them" % exc)
                             module_result["failed"] = True
-                            module_result["msg"] = (
-                                "%s. The new passwords were applied and proven, and stay in the store as pending; "
-                                "the next run promotes them" % exc)
+                            module_result["msg"] = msg
+                            module_result["problems"] = list(module_result.get("problems") or []) + [msg]
                 module_result["secret_store"] = dict(counts(data), path=store.describe(),
                                                      generated=added, promoted=promoted)
         except SecretStoreError as exc:
