@@ -114,6 +114,18 @@ def sql_argument_spec():
     )
 
 
+def secret_store_argument_spec():
+    """secret_store; documented in doc fragment pgtikv.cloud.secret_store. The
+    action plugins handle it on the controller; the modules never see it."""
+    return dict(secret_store=dict(type="dict", no_log=False, options=dict(
+        backend=dict(type="str", choices=["file"], default="file"),
+        path=dict(type="path", required=True),
+        lock_timeout=dict(type="int", default=120),
+        vault_encrypt=dict(type="str", choices=["auto", "always", "never"], default="auto"),
+        vault_id=dict(type="str"),
+    )))
+
+
 def sql_params_from(params):
     """The dict _sql_client expects: the options of sql_argument_spec(), from module params."""
     return {key: params.get(key) for key in sql_argument_spec()}

@@ -457,3 +457,79 @@ def promote_fleet(store, declared, results):
                 set_record(store, name, promote(record), uname)
                 promoted += 1
     return promoted
+
+
+# ---------------------------------------------------------------------------
+# One tenant's admin (pg_tikv_tenant) and one user (pg_tikv_user)
+
+
+def fill_admin(store, params, generate, check_mode=False):
+    """pg_tikv_tenant's arguments with the stored admin credential when
+    admin_password is not declared. Returns (params, pending added)."""
+    params = dict(params)
+    name = params.get("name")
+    if params.get("admin_password") or not isinstance(name, str):
+        return params, 0
+    record = get_record(store, name)
+    added = 0
+    if (params.get("state") or "present") == "present" and not check_mode:
+        record, new = prepare(record, generate)
+        if new:
+            added = 1
+            set_record(store, name, record)
+    target = target_password(record)
+    if target:
+        params["admin_password"] = target
+        params["update_admin_password"] = "always"
+        params["previous_admin_passwords"] = login_candidates(record)
+    return params, added
+
+
+def promote_admin(store, declared, result):
+    """Promote the tenant's pending admin password when the module proved it."""
+    name = declared.get("name")
+    record = get_record(store, name) if isinstance(name, str) else {}
+    if declared.get("admin_password") or not record.get("pending") or not (result or {}).get("admin_login_proven"):
+        return 0
+    set_record(store, name, promote(record))
+    return 1
+
+
+def fill_user(store, params, generate, check_mode=False):
+    """pg_tikv_user's arguments with the stored password of the user when none
+    is declared, and (when no login is given) the tenant's stored admin to log
+    in with. Returns (params, pending added)."""
+    params = dict(params)
+    tenant, name = params.get("tenant"), params.get("name")
+    if not isinstance(tenant, str) or not isinstance(name, str):
+        return params, 0
+    if not params.get("login_password"):
+        admin = target_password(get_record(store, tenant))
+        if admin and params.get("login_user") in (None, "admin"):
+            params["login_user"] = "admin"
+            params["login_password"] = admin
+    added = 0
+    if not params.get("password") and (params.get("state") or "present") == "present":
+        record = get_record(store, tenant, name)
+        if not check_mode:
+            record, new = prepare(record, generate)
+            if new:
+                added = 1
+                set_record(store, tenant, record, name)
+        target = target_password(record)
+        if target:
+            params["password"] = target
+            params["update_password"] = "always"
+    return params, added
+
+
+def promote_user(store, declared, result):
+    """Promote the user's pending password when the module proved it."""
+    tenant, name = declared.get("tenant"), declared.get("name")
+    if declared.get("password") or not isinstance(tenant, str) or not isinstance(name, str):
+        return 0
+    record = get_record(store, tenant, name)
+    if not record.get("pending") or not (result or {}).get("password_proven"):
+        return 0
+    set_record(store, tenant, promote(record), name)
+    return 1

@@ -85,6 +85,12 @@ options:
   login_password:
     description: Password of O(login_user).
     type: str
+  previous_admin_passwords:
+    description:
+      - Other passwords admin may have now, tried in order to log in when O(admin_password) is refused (for example
+        the one before an interrupted rotation). O(secret_store) fills this in by itself.
+    type: list
+    elements: str
   lock_users:
     description:
       - Users whose SQL login is locked by the decommission states (V(disabled), V(archived), V(tombstone)).
@@ -118,6 +124,7 @@ seealso:
 extends_documentation_fragment:
   - pgtikv.cloud.pd
   - pgtikv.cloud.sql
+  - pgtikv.cloud.secret_store
   - pgtikv.cloud.attributes.action_group
 attributes:
   check_mode:
@@ -242,6 +249,15 @@ config_patch:
   returned: always
   type: dict
   sample: {plan: gold, trial: null}
+admin_login_proven:
+  description: Whether a login with O(admin_password) succeeded in this run (before or after setting it).
+  returned: always
+  type: bool
+secret_store:
+  description: With O(secret_store), what the store holds after the task (counts only, never a password) and what this task did to it.
+  returned: when O(secret_store) is set
+  type: dict
+  sample: {path: /home/ops/.local/share/pgtikv-cloud/secrets.yml, current: 1, pending: 0, generated: 1, promoted: 1}
 admin_rotated:
   description: Whether the admin password was set in this run (would be, in check mode). Locking is reported in RV(locked_users).
   returned: always
@@ -323,7 +339,11 @@ pd_requests:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pgtikv.cloud.plugins.module_utils._common import pd_argument_spec, sql_argument_spec
+from ansible_collections.pgtikv.cloud.plugins.module_utils._common import (
+    pd_argument_spec,
+    secret_store_argument_spec,
+    sql_argument_spec,
+)
 from ansible_collections.pgtikv.cloud.plugins.module_utils._tenant import run_tenant_module
 
 
@@ -338,7 +358,9 @@ def main():
         login_password=dict(type="str", no_log=True),
         lock_users=dict(type="list", elements="str", default=["admin"]),
         confirm_tombstone=dict(type="str"),
+        previous_admin_passwords=dict(type="list", elements="str", no_log=True),
     )
+    argument_spec.update(secret_store_argument_spec())
     argument_spec.update(pd_argument_spec())
     argument_spec.update(sql_argument_spec())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)

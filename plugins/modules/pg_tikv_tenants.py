@@ -453,6 +453,7 @@ from ansible_collections.pgtikv.cloud.plugins.module_utils._bulk import (
 )
 from ansible_collections.pgtikv.cloud.plugins.module_utils._common import (
     pd_argument_spec,
+    secret_store_argument_spec,
     sql_argument_spec,
 )
 from ansible_collections.pgtikv.cloud.plugins.module_utils._module import finish, require_libraries
@@ -484,14 +485,6 @@ TENANT_OPTIONS = dict(
     users=dict(type="list", elements="dict", default=[], options=USER_OPTIONS),
 )
 
-SECRET_STORE_OPTIONS = dict(
-    backend=dict(type="str", choices=["file"], default="file"),
-    path=dict(type="path", required=True),
-    lock_timeout=dict(type="int", default=120),
-    vault_encrypt=dict(type="str", choices=["auto", "always", "never"], default="auto"),
-    vault_id=dict(type="str"),
-)
-
 
 def argument_spec():
     spec = dict(
@@ -503,11 +496,11 @@ def argument_spec():
         max_workers=dict(type="int", default=8),
         timeout=dict(type="float", default=1800),
         rotate=dict(type="str", choices=["none", "admin", "all"], default="none"),
-        secret_store=dict(type="dict", options=SECRET_STORE_OPTIONS),
         unverifiable_attributes=dict(type="str", choices=["apply", "on_create"], default="on_create"),
         list_page_size=dict(type="int", default=MAX_PAGE_SIZE),
         details=dict(type="bool", default=False),
     )
+    spec.update(secret_store_argument_spec())
     spec.update(pd_argument_spec())
     spec.update(sql_argument_spec())
     return spec

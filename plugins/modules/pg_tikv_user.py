@@ -120,6 +120,7 @@ options:
 extends_documentation_fragment:
   - pgtikv.cloud.sql
   - pgtikv.cloud.pd
+  - pgtikv.cloud.secret_store
   - pgtikv.cloud.attributes.action_group
 attributes:
   check_mode:
@@ -251,6 +252,15 @@ password_changed:
   description: Whether a password was set (or would be, in check mode).
   returned: always
   type: bool
+password_proven:
+  description: Whether the user's password is known to be O(password) after the task (it matched, or it was set and confirmed).
+  returned: always
+  type: bool
+secret_store:
+  description: With O(secret_store), what the store holds after the task (counts only, never a password) and what this task did to it.
+  returned: when O(secret_store) is set
+  type: dict
+  sample: {path: /home/ops/.local/share/pgtikv-cloud/secrets.yml, current: 1, pending: 0, generated: 1, promoted: 1}
 password_verified:
   description:
     - After a password was set, whether it was confirmed from the verifier read back or with a test login.
@@ -312,6 +322,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgtikv.cloud.plugins.module_utils._common import (
     pd_argument_spec,
+    secret_store_argument_spec,
     sql_argument_spec,
 )
 from ansible_collections.pgtikv.cloud.plugins.module_utils._module import finish, require_libraries
@@ -339,6 +350,7 @@ def argument_spec():
         unverifiable_attributes=dict(type="str", default="apply", choices=["apply", "on_create"]),
     )
     spec.update(login_argument_spec())
+    spec.update(secret_store_argument_spec())
     spec.update(sql_argument_spec())
     spec.update(pd_argument_spec())
     return spec

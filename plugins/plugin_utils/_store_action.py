@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.parsing.vault import VaultLib, is_encrypted
+from ansible.plugins.action import ActionBase
 from ansible.utils.encrypt import random_password
 
 from ansible_collections.pgtikv.cloud.plugins.module_utils._common import GENERATED_PASSWORD_LENGTH
-from ansible_collections.pgtikv.cloud.plugins.module_utils._secret_store import FileStore, SecretStoreError
+from ansible_collections.pgtikv.cloud.plugins.module_utils._secret_store import FileStore, SecretStoreError, counts
 
 STORE_DEFAULTS = {"backend": "file", "path": None, "lock_timeout": 120, "vault_encrypt": "auto", "vault_id": None}
 # Letters and digits: safe unquoted in YAML, shells, URIs and connection strings.
@@ -83,3 +84,75 @@ def open_store(loader, opts, what):
                       is_encrypted=lambda text: is_encrypted(to_bytes(text)),
                       lock_timeout=opts["lock_timeout"], what=what)
     return store
+
+
+class SecretStoreAction(ActionBase):
+    """Runs the task's module under the write-ahead protocol of ``secret_store``.
+
+    A subclass says how the module's arguments take the stored passwords
+    (``fill``) and which pending passwords the module's result proves
+    (``promote``). Without ``secret_store`` the module runs as it is.
+    """
+
+    TRANSFERS_FILES = False
+    MODULE = None
+
+    def precheck(self, args, has_store):
+        """A message when the arguments cannot run (before anything is read), else None."""
+        return None
+
+    def reads_only(self, args):
+        """True when the task never writes (then nothing is generated or promoted)."""
+        return bool(self._task.check_mode)
+
+    def fill(self, data, args, check_mode):
+        """(module args, number of pending passwords added to ``data``)."""
+        raise NotImplementedError
+
+    def promote(self, data, declared, result):
+        """How many pending passwords of ``data`` ``result`` proved and promoted."""
+        raise NotImplementedError
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        del tmp
+        args = dict(self._task.args)
+        raw_store = args.pop("secret_store", None)
+        err = self.precheck(args, bool(raw_store))
+        if err:
+            return dict(result, failed=True, changed=False, msg=err)
+        if not raw_store:
+            result.update(self._execute_module(module_name=self.MODULE, module_args=args, task_vars=task_vars))
+            return result
+        try:
+            opts = store_options(raw_store)
+            store = open_store(self._loader, opts, "%s task %r" % (self.MODULE, self._task.get_name()))
+            with store.locked():
+                data = store.load()
+                reads_only = self.reads_only(args)
+                module_args, added = self.fill(data, args, reads_only)
+                if added:
+                    store.save(data)  # write-ahead: on disk before any server can accept them
+                module_result = self._execute_module(module_name=self.MODULE, module_args=module_args,
+                                                     task_vars=task_vars)
+                promoted = 0 if reads_only else self.promote(data, args, module_result)
+                if promoted:
+                    try:
+                        store.save(data)
+                    except SecretStoreError as exc:
+                        msg = ("%s. The new passwords were applied and proven, and stay in the store as pending; "
+                               "the next run promotes them" % exc)
+                        module_result["failed"] = True
+                        module_result["msg"] = msg
+                        if "problems" in module_result:
+                            module_result["problems"] = list(module_result["problems"] or []) + [msg]
+                module_result["secret_store"] = dict(counts(data), path=store.describe(), generated=added,
+                                                     promoted=promoted)
+        except SecretStoreError as exc:
+            return dict(result, failed=True, changed=False, msg=str(exc))
+        self.forget_generated(module_result)
+        result.update(module_result)
+        return result
+
+    def forget_generated(self, module_result):
+        """Drop what the module would return as generated: with a store, it generated nothing."""

@@ -358,7 +358,7 @@ class Harness:
         size = self.store_size(fleet)
         pages = -(-size // 4096)
         if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%d,mode=0700" % ((pages + 1) * 4096), "tmpfs", mnt],
-                          capture_output=True).returncode != 0:
+                          capture_output=True, check=False).returncode != 0:
             self.record("store-full-at-promotion", False, "cannot mount a tmpfs here: not run", 0)
             return
         try:
@@ -404,7 +404,7 @@ class Harness:
             with open(path, "w") as fh:
                 fh.write(text + "\n")
             os.chmod(path, 0o600)
-        rc0, _ = self.run("vault-first", "provision", vars_file, self.env(vault_file=good))
+        rc0, _log = self.run("vault-first", "provision", vars_file, self.env(vault_file=good))
         encrypted = open(store).read().startswith("$ANSIBLE_VAULT")
         vars_file = self.write_vars(fleet, store)
         rc, log = self.run("vault-wrong", "provision", vars_file, self.env(vault_file=bad))
@@ -568,7 +568,7 @@ class DropAlterProxy:
     def _accept(self):
         while not self.stopping:
             try:
-                client, _ = self.sock.accept()
+                client, _addr = self.sock.accept()
             except OSError:
                 return
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
@@ -579,7 +579,7 @@ class DropAlterProxy:
         started = False
         try:
             while True:
-                ready, _, _ = select.select([client, server], [], [], 30)
+                ready = select.select([client, server], [], [], 30)[0]
                 if not ready:
                     return
                 if server in ready:
