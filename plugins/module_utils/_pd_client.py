@@ -538,13 +538,16 @@ class PDClient:
     """PD keyspace API client with failover, bounded retries and TLS.
 
     - Endpoints are tried in order, starting with the one that answered last.
-      A connection error, TLS error, timeout, 502/503/504 or a transient PD
-      answer (no leader, not started, redirect failure) moves on to the next
-      endpoint; any other PD answer is final.
+      A connection error, TLS error, timeout, 502/503/504, a transient PD
+      answer (no leader, not started, redirect failure) or an answer that is
+      not PD's (see the module docstring) moves on to the next endpoint; any
+      other PD answer is final.
     - Idempotent calls (GET, state PUT, config PATCH) run up to
       ``1 + retries`` rounds over the endpoints, with jittered exponential
-      backoff between rounds. A POST runs one round only and is never re-sent
-      after it may have reached PD (a read timeout); the caller re-reads.
+      backoff between rounds, unless nothing seen so far can heal by waiting
+      (TLS errors, 404s, malformed 200s). A POST runs one round only and is
+      never re-sent after it may have reached PD (a read timeout, an answer
+      that is not PD's); the caller re-reads.
     """
 
     def __init__(self, endpoints, timeout=10.0, retries=3, ca_cert=None, client_cert=None,
