@@ -31,7 +31,7 @@ options:
     type: path
     aliases: [ssl_rootcert]
   connect_timeout:
-    description: Seconds to wait for a SQL connection.
+    description: Seconds to wait for a SQL connection. Must be more than 0 (libpq would wait forever with 0 or less).
     type: int
     default: 10
 requirements:

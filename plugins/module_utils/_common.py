@@ -7,6 +7,7 @@ PRIVATE: for use by this collection's modules only; may change at any time.
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import string
@@ -50,7 +51,9 @@ def tenant_name_error(name):
         return "tenant name %r is PD's reserved keyspace and can never be a tenant" % name
     if name in RESERVED_TENANT_NAMES:
         return "tenant name %r is reserved: %s" % (name, RESERVED_TENANT_NAMES[name])
-    if not TENANT_NAME_PATTERN.match(name):
+    # fullmatch: with match(), '$' also matches before a final newline, so
+    # "abc\n" would pass.
+    if not TENANT_NAME_PATTERN.fullmatch(name):
         return (
             "invalid tenant name %r: use 3-64 characters, lowercase letters, digits "
             "and underscore only (e.g. acme_corp)" % name
@@ -73,9 +76,39 @@ def user_name_error(name):
     return None
 
 
+def password_type_error(password, what="password"):
+    """A message when ``password`` is given but is not a string, else None.
+
+    Password options are typed ``raw`` so that this check sees the value as
+    given: with ``type: str`` Ansible would silently turn a list or a
+    dictionary into its Python repr and use that as the password. YAML
+    numbers and booleans are refused too: ``0777`` arrives as 511 and ``yes``
+    as True, so their string form is not what was typed.
+    """
+    if password is None or isinstance(password, str):
+        return None
+    return ("%s must be a string, not %s; quote it in YAML so that it is used exactly as written"
+            % (what, _type_phrase(password)))
+
+
+def _type_phrase(value):
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict):
+        return "a dictionary"
+    return "a %s" % type(value).__name__
+
+
 def password_error(password, what="password"):
     if password is None:
         return None
+    err = password_type_error(password, what)
+    if err:
+        return err
     if password == "":
         return "%s must not be empty (an empty password lets any client in on pg-tikv, reference/pg-tikv-server.md §2.6)" % what
     if "\x00" in password:
@@ -124,6 +157,78 @@ def secret_store_argument_spec():
         vault_encrypt=dict(type="str", choices=["auto", "always", "never"], default="auto"),
         vault_id=dict(type="str"),
     )))
+
+
+def option_errors(argument_spec, params):
+    """Errors of the options every module shares, found before any work
+    (list of messages; the module fails with them and changes nothing):
+
+    - every secret option (``no_log: true``, nested ones included, e.g. the
+      bulk module's users[].password) must be a string (password_type_error);
+    - timeouts must be positive: libpq reads 0 or a negative connect_timeout
+      as "wait forever", and a negative socket timeout is a Python error;
+    - pd_retries must be 0 or more;
+    - the PD TLS files must exist and be readable (requests would raise a bare
+      OSError on the first request).
+    """
+    errors = []
+    _secret_type_errors(argument_spec, params, "", errors)
+    for key in ("pd_timeout", "connect_timeout"):
+        value = params.get(key)
+        if key in argument_spec and value is not None and value <= 0:
+            errors.append("%s must be a positive number of seconds, not %s (0 or less would wait forever or "
+                          "is invalid)" % (key, value))
+    retries = params.get("pd_retries")
+    if "pd_retries" in argument_spec and retries is not None and retries < 0:
+        errors.append("pd_retries must be 0 or more, not %s" % retries)
+    for key in ("pd_ca_cert", "pd_client_cert", "pd_client_key"):
+        path = params.get(key)
+        if key in argument_spec and path:
+            if not os.path.isfile(path):
+                errors.append("%s: no such file: %s" % (key, path))
+            elif not os.access(path, os.R_OK):
+                errors.append("%s: the file is not readable: %s" % (key, path))
+    return errors
+
+
+def _secret_values(spec, params, prefix=""):
+    """(container, key, label, value) of every secret option (``no_log``)
+    that is set, nested options included; ``label`` names it for a person,
+    e.g. ``config[0] (acme).users[1] (app).password``."""
+    for key, option in spec.items():
+        value = (params or {}).get(key)
+        if value is None:
+            continue
+        if option.get("no_log"):
+            yield params, key, prefix + key, value
+        suboptions = option.get("options")
+        if suboptions:
+            entries = value if isinstance(value, list) else [value]
+            for index, entry in enumerate(entries):
+                if not isinstance(entry, dict):
+                    continue
+                label = "%s%s[%d]" % (prefix, key, index) if isinstance(value, list) else prefix + key
+                if isinstance(entry.get("name"), str):
+                    label += " (%s)" % entry["name"]
+                yield from _secret_values(suboptions, entry, label + ".")
+
+
+def _secret_type_errors(spec, params, prefix, errors):
+    for _container, _key, label, value in _secret_values(spec, params, prefix):
+        err = password_type_error(value, label)
+        if err:
+            errors.append(err)
+
+
+def hide_non_string_secrets(argument_spec, params):
+    """Replace, in ``params``, every secret option whose value is not a string
+    by Ansible's no_log placeholder. Ansible masks the values inside a list or
+    dictionary given to a no_log option but echoes the keys of a dictionary
+    (``password: {Secret}`` in YAML is the dictionary {"Secret": null}), so a
+    module refusing such a value scrubs it before its arguments are echoed."""
+    for container, key, _label, value in list(_secret_values(argument_spec, params)):
+        if not isinstance(value, str):
+            container[key] = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
 
 
 def sql_params_from(params):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.pgtikv.cloud.plugins.module_utils import _pd_client
+from ansible_collections.pgtikv.cloud.plugins.module_utils._common import hide_non_string_secrets, option_errors
 
 
 def _import_state(library):
@@ -34,6 +35,33 @@ def require_libraries(module, *libraries):
     for library in libraries:
         if not _import_state(library)[0]:
             module.fail_json(**missing_library(library))
+
+
+def check_options(module):
+    """Right after AnsibleModule(): refuse the shared options that are wrong
+    (option_errors, and PD endpoints the client would refuse) before any
+    work, so that every module fails the same clear way and changes nothing.
+
+    A secret in a PD endpoint's userinfo is added to ``no_log_values`` first:
+    Ansible then masks it everywhere, the echoed arguments included. A
+    refused non-string password is replaced by the no_log placeholder before
+    the arguments are echoed (hide_non_string_secrets).
+    """
+    params = module.params
+    endpoints = params.get("pd_endpoints")
+    for secret in _pd_client.endpoint_secrets(endpoints):
+        module.no_log_values.add(secret)
+    errors = option_errors(module.argument_spec, params)
+    if "pd_endpoints" in module.argument_spec:
+        use_tls = bool(params.get("pd_ca_cert") or params.get("pd_client_cert"))
+        for endpoint in _pd_client.split_endpoints(endpoints):
+            try:
+                _pd_client.normalize_endpoint(endpoint, use_tls)
+            except _pd_client.PDConfigError as exc:
+                errors.append(str(exc))
+    if errors:
+        hide_non_string_secrets(module.argument_spec, params)
+        module.fail_json(msg="; ".join(errors), changed=False)
 
 
 def pd_client_or_fail(module, **kwargs):

@@ -14,7 +14,18 @@ Facts this client relies on (reference/pd-keyspace-api.md):
   v26.3 and master (§9: v26.3+/master prefix ``[PD:<area>:<Err>]``);
 - there is no auth header: mutual TLS is the only protection (§7);
 - followers proxy to the leader; 503 "leader is nil" means no leader is
-  known (§1.9, §7) - worth another endpoint or a retry.
+  known (§1.9, §7) - worth another endpoint or a retry;
+- PD's error bodies have one of three forms (§0, §1.8, §1.9): a JSON string,
+  the empty object ``{}``, or a text starting with a ``[PD:...]`` code. PD
+  itself answers 404 only for a path it does not serve (§1.9). So an answer
+  that is none of these - a non-JSON 200, a 200 without the fields the call
+  needs (``200 {}``), a 404 without PD's "keyspace does not exist", a 500
+  with an HTML or plain-text page - comes from something that is not PD's
+  keyspace API (another service, a proxy, a PD too old for the v2 API). The
+  client treats such an answer like an unreachable endpoint: it moves on to
+  the next endpoint, and fails clearly when no endpoint answers like PD.
+  200 bodies are checked against the shape each call needs, in one place
+  (``*_shape_error`` below).
 
 Threads: a PDClient holds one ``requests.Session``. urllib3's connection pool
 is thread-safe and the client keeps no per-request state on itself except the
@@ -61,6 +72,19 @@ DEFAULT_PORT = 2379
 MAX_PAGE_SIZE = 127
 DEFAULT_PAGE_SIZE = 100
 
+# Largest keyspace config this collection writes, measured as compact UTF-8
+# JSON of the config map. Why 64 KiB, measured on the stack's PD (not in the
+# reference): PD's etcd refuses any read answer above 2 MiB with gRPC
+# "ResourceExhausted ... trying to send message larger than max (... vs.
+# 2097152)", and PD then answers 500 to every list page holding that much.
+# 31 keyspaces with a 64 KiB config list fine in one page, 32 do not; a
+# single ~0.9 MB config made every later list fail, and a 2 MB one made the
+# create itself answer 500 while leaving the keyspace behind. With 64 KiB a
+# page that is too large is halved (see iter_keyspaces) down to at most 31
+# keyspaces, which always fits, so no config written here can break listing.
+# Tenant configs are labels (owner, plan, ...); 64 KiB leaves ample room.
+MAX_CONFIG_BYTES = 64 * 1024
+
 # HTTP statuses that say "this endpoint cannot serve right now".
 UNAVAILABLE_STATUSES = (502, 503, 504)
 
@@ -73,6 +97,9 @@ _TRANSIENT_MARKERS = (
     "etcd transaction failed",  # 409 ErrEtcdTxnConflict (§1.6): safe to retry an idempotent call
     "not bootstrapped",  # seen while PD starts, after "leader is nil" (tests/stack/README.md, observed item 2)
 )
+
+# Prefix of the attempt reason for an answer that is not PD's (see PDClient._invalid_answer).
+INVALID_ANSWER = "not a PD answer"
 
 _PD_CODE_PREFIX = re.compile(r"^\s*\[(PD:[^\]]*)\]\s*")
 
@@ -124,31 +151,73 @@ class PDConfigError(PDError):
 # Endpoints
 
 
+# Userinfo of a URL, up to the LAST '@': a host never holds one, and a
+# password pasted without percent-encoding may (also '/', ':', ',').
+_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)?(?P<userinfo>.*)@")
+
+
+def mask_endpoint(endpoint):
+    """An endpoint fit for a message: ``https://user:secret@pd:2379`` ->
+    ``https://***@pd:2379``. The whole userinfo goes: a lone user name in a
+    URL is often a token."""
+    text = str(endpoint)
+    return _USERINFO.sub(lambda m: (m.group("scheme") or "") + "***@", text, count=1)
+
+
+def endpoint_secrets(endpoints):
+    """The userinfo secrets in ``endpoints`` (the password, or the user name
+    when there is no password), for a module's ``no_log_values``: Ansible
+    then masks them everywhere, the echoed module arguments included.
+
+    Items are read whole, before the comma split of split_endpoints: a
+    password holding a comma would otherwise be cut in two, and its pieces
+    (also returned) could show in the message about a piece."""
+    if isinstance(endpoints, str):
+        endpoints = [endpoints]
+    found = []
+    for item in endpoints or []:
+        match = _USERINFO.match(str(item).strip())
+        if not match:
+            continue
+        user, _sep, password = match.group("userinfo").partition(":")
+        secret = password or user
+        for piece in [secret] + secret.split(","):
+            if piece and piece not in found:
+                found.append(piece)
+    return found
+
+
 def normalize_endpoint(endpoint, use_tls=False):
     """Turn ``host:port``, ``host`` or a URL into ``scheme://host:port``.
 
     A scheme-less endpoint gets ``https`` when TLS options are given and
     ``http`` otherwise; an explicit scheme is kept. A path is refused (the
-    client adds PD's API paths itself).
+    client adds PD's API paths itself). So is userinfo (``user:pw@``): PD has
+    no password authentication (reference/pd-keyspace-api.md §7), so a URL
+    carrying one is a mistake whose secret must not travel or be echoed;
+    every message shows the endpoint with its userinfo masked.
     """
     if not isinstance(endpoint, str) or not endpoint.strip():
         raise PDConfigError("empty PD endpoint in pd_endpoints")
     raw = endpoint.strip()
+    shown = mask_endpoint(raw)
     text = raw if "://" in raw else ("%s://%s" % ("https" if use_tls else "http", raw))
+    if _USERINFO.match(text):
+        raise PDConfigError("invalid PD endpoint %r: it carries a user name or password, which PD never uses (PD "
+                            "has no password authentication; use TLS client certificates, pd_client_cert and "
+                            "pd_client_key). Remove the part up to '@'" % shown)
     try:
         parts = urlsplit(text)
         port = parts.port
         host = parts.hostname
     except ValueError as exc:
-        raise PDConfigError("invalid PD endpoint %r: %s" % (raw, exc))
+        raise PDConfigError("invalid PD endpoint %r: %s" % (shown, exc))
     if parts.scheme not in ("http", "https"):
-        raise PDConfigError("invalid PD endpoint %r: the scheme must be http or https" % raw)
+        raise PDConfigError("invalid PD endpoint %r: the scheme must be http or https" % shown)
     if not host:
-        raise PDConfigError("invalid PD endpoint %r: no host" % raw)
+        raise PDConfigError("invalid PD endpoint %r: no host" % shown)
     if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise PDConfigError("invalid PD endpoint %r: give only scheme://host:port, no path" % raw)
-    if parts.username or parts.password:
-        raise PDConfigError("invalid PD endpoint %r: PD has no password authentication; use TLS client certificates" % raw)
+        raise PDConfigError("invalid PD endpoint %r: give only scheme://host:port, no path" % shown)
     if port is None:
         port = DEFAULT_PORT
     netloc_host = "[%s]" % host if ":" in host else host
@@ -195,6 +264,104 @@ def parse_error_body(text):
     return json.dumps(value, sort_keys=True)
 
 
+def is_pd_error_body(text):
+    """Whether a non-200 body has one of the forms PD gives its errors (§0,
+    §1.8, §1.9): a JSON string, the empty object ``{}``, or a text that
+    starts with a ``[PD:...]`` code (the redirect failure is text/plain)."""
+    stripped = (text or "").strip()
+    if stripped.startswith("[PD:"):
+        return True
+    try:
+        value = json.loads(stripped)
+    except ValueError:
+        return False
+    return isinstance(value, str) or (isinstance(value, dict) and not value)
+
+
+# ---------------------------------------------------------------------------
+# Shapes of PD's 200 answers (§1.1, §1.4): each returns None when the decoded
+# body is usable, else why not. A body that fails is "not a PD answer".
+
+
+def keyspace_shape_error(data, name=None):
+    """A KeyspaceMeta (§1.1): id, name, state always present; config omitted
+    when empty, else a map of strings. ``name``: the keyspace asked for."""
+    if not isinstance(data, dict):
+        return "the body is not a JSON object"
+    missing = [key for key in ("id", "name", "state") if key not in data]
+    if missing:
+        return "the answer has no %s" % ", ".join(repr(key) for key in missing)
+    if not isinstance(data["id"], int) or isinstance(data["id"], bool) or data["id"] < 0:
+        return "'id' is not a keyspace id: %s" % _short(json.dumps(data["id"]), 40)
+    if not isinstance(data["name"], str) or not data["name"]:
+        return "'name' is not a keyspace name"
+    if not isinstance(data["state"], str) or data["state"].upper() not in STATES:
+        return "'state' is not one of %s: %s" % ("/".join(STATES), _short(json.dumps(data["state"]), 40))
+    config = data.get("config")
+    if config is not None:
+        if not isinstance(config, dict):
+            return "'config' is not a map of strings but %s" % _json_type(config)
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in config.items()):
+            return "'config' is not a map of strings (a value is not a string)"
+    if name is not None and data["name"] != name:
+        return "the answer is about keyspace %r, not %r" % (data["name"], name)
+    return None
+
+
+def keyspace_list_shape_error(data):
+    """A LoadAllKeyspacesResponse (§1.4): ``keyspaces`` is present, a list or
+    null; ``next_page_token`` is a string (absent is read as the last page)."""
+    if not isinstance(data, dict):
+        return "the body is not a JSON object"
+    if "keyspaces" not in data:
+        return "the answer has no 'keyspaces'"
+    items = data["keyspaces"]
+    if items is not None and not isinstance(items, list):
+        return "'keyspaces' is not a list but %s" % _json_type(items)
+    for item in items or []:
+        err = keyspace_shape_error(item)
+        if err:
+            return "a listed keyspace is malformed: %s" % err
+    token = data.get("next_page_token")
+    if token is not None and not isinstance(token, str):
+        return "'next_page_token' is not a string"
+    return None
+
+
+def version_shape_error(data):
+    """GET /pd/api/v1/version: ``{"version": "<text>"}`` ("None" without ldflags, §6)."""
+    if not isinstance(data, dict) or not isinstance(data.get("version"), str):
+        return "the answer has no 'version' string"
+    return None
+
+
+def config_size_error(config):
+    """A message when ``config`` is larger than MAX_CONFIG_BYTES, else None."""
+    if not isinstance(config, dict):
+        return None
+    size = len(json.dumps(config, separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode("utf-8"))
+    if size <= MAX_CONFIG_BYTES:
+        return None
+    return ("config is %d bytes as JSON; at most %d bytes (64 KiB) are allowed, because PD's storage refuses to "
+            "list keyspaces whose configs add up to more than 2 MiB in one answer, and one oversized config makes "
+            "every later keyspace list fail. Keep large data elsewhere and put a reference to it in the config"
+            % (size, MAX_CONFIG_BYTES))
+
+
+def _json_type(value):
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "null"
+    return "an object"
+
+
 def split_pd_code(message):
     """``"[PD:keyspace:ErrKeyspaceNotFound]keyspace does not exist"`` ->
     (``"PD:keyspace:ErrKeyspaceNotFound"``, ``"keyspace does not exist"``)."""
@@ -233,6 +400,7 @@ _CLASSIFIERS = (
     ("etcd transaction failed", "conflict"),
     ("keyspace group manager is not initialized", "unsupported_request"),
     ("too many operations in txn", "page_too_large"),
+    ("larger than max", "page_too_large"),         # etcd's 2 MiB answer limit (see MAX_CONFIG_BYTES)
     ("exceeds spaceid max", "bad_request"),
     ("errbindjson", "bad_request"),
     ("invalid character", "bad_request"),
@@ -311,7 +479,7 @@ def _describe(kind, status, pd_message, method, path, name=None, context=None):
         return ("this PD endpoint serves https only: use an https:// endpoint (or give pd_ca_cert, which makes "
                 "scheme-less endpoints https) with pd_client_cert/pd_client_key for PD's mutual TLS")
     if kind == "page_too_large":
-        return ("PD cannot read that many keyspaces in one etcd transaction (PD: %s); list with a smaller "
+        return ("PD cannot serve that many keyspaces in one answer (PD: %s); list with a smaller "
                 "page size" % detail)
     if kind == "unsupported_request":
         return "PD refused the request: %s" % detail
@@ -353,7 +521,7 @@ PD_PORTABLE_NAME_LENGTH = 20
 
 def pd_name_error(name, version):
     """PD's own naming rule for the connected version (None if fine)."""
-    if not PD_NAME_PATTERN.match(name or ""):
+    if not isinstance(name, str) or not PD_NAME_PATTERN.fullmatch(name):
         return ("name %r breaks PD's rule: letters, digits, '-' and '_' only" % name)
     limit = pd_name_max_length(version)
     if limit is not None and len(name) > limit:
@@ -370,13 +538,16 @@ class PDClient:
     """PD keyspace API client with failover, bounded retries and TLS.
 
     - Endpoints are tried in order, starting with the one that answered last.
-      A connection error, TLS error, timeout, 502/503/504 or a transient PD
-      answer (no leader, not started, redirect failure) moves on to the next
-      endpoint; any other PD answer is final.
+      A connection error, TLS error, timeout, 502/503/504, a transient PD
+      answer (no leader, not started, redirect failure) or an answer that is
+      not PD's (see the module docstring) moves on to the next endpoint; any
+      other PD answer is final.
     - Idempotent calls (GET, state PUT, config PATCH) run up to
       ``1 + retries`` rounds over the endpoints, with jittered exponential
-      backoff between rounds. A POST runs one round only and is never re-sent
-      after it may have reached PD (a read timeout); the caller re-reads.
+      backoff between rounds, unless nothing seen so far can heal by waiting
+      (TLS errors, 404s, malformed 200s). A POST runs one round only and is
+      never re-sent after it may have reached PD (a read timeout, an answer
+      that is not PD's); the caller re-reads.
     """
 
     def __init__(self, endpoints, timeout=10.0, retries=3, ca_cert=None, client_cert=None,
@@ -492,11 +663,14 @@ class PDClient:
             return "connection broken: %s" % _short(text), False
         return "%s: %s" % (type(exc).__name__, _short(text)), False
 
-    def request(self, method, path, body=None, params=None, idempotent=None, name=None, context=None):
+    def request(self, method, path, body=None, params=None, idempotent=None, name=None, context=None, shape=None):
         """Send one API call; return the decoded JSON of a 200 answer.
 
+        ``shape``: a function of the decoded 200 body returning None when it
+        is usable, else why not (``*_shape_error``). An answer that is not
+        PD's (see the module docstring) counts like an unreachable endpoint.
         Raises PDError (PD answered with an error), PDUnreachable (no endpoint
-        answered usefully).
+        answered usefully), PDConfigError (the TLS files cannot be used).
         """
         if idempotent is None:
             idempotent = method.upper() != "POST"
@@ -504,10 +678,11 @@ class PDClient:
         attempts = []
         maybe_applied = False
         last_transient = None
+        worth_retrying = False  # a TLS error or an answer that is not PD's will not heal by waiting
         for round_no in range(rounds):
             if round_no:
-                if attempts and all(attempt[1].startswith("TLS error") for attempt in attempts):
-                    break  # a TLS mismatch is configuration, not a transient failure
+                if not worth_retrying:
+                    break
                 self._sleep(self.backoff_delay(round_no - 1))
             for index in self._order():
                 endpoint = self.endpoints[index]
@@ -520,16 +695,33 @@ class PDClient:
                     reason, not_sent = self._connection_reason(exc)
                     self._log(method, path, endpoint, None, started, reason)
                     attempts.append((endpoint, reason))
+                    worth_retrying = worth_retrying or not reason.startswith("TLS error")
                     if not not_sent and not idempotent:
                         # A POST that may have reached PD: never re-send it.
                         maybe_applied = True
                         raise PDUnreachable(_unreachable_message(method, path, attempts, maybe_applied),
                                             attempts, method=method, path=path, maybe_applied=True)
                     continue
+                except OSError as exc:
+                    # requests raises a plain OSError (not a RequestException)
+                    # when a CA bundle or client certificate file is missing.
+                    raise PDConfigError("cannot use the TLS files given for PD (pd_ca_cert, pd_client_cert, "
+                                        "pd_client_key): %s" % _short(exc))
+                data, reason, transient = self._check_answer(resp, method, path, shape)
+                if reason is not None:
+                    self._log(method, path, endpoint, resp.status_code, started, reason)
+                    attempts.append((endpoint, reason))
+                    worth_retrying = worth_retrying or transient
+                    if not idempotent:
+                        # Something other than PD's API took the POST, or PD
+                        # took it and the answer was mangled on the way: the
+                        # caller re-reads before concluding anything.
+                        maybe_applied = True
+                    continue
                 self._log(method, path, endpoint, resp.status_code, started, None)
                 if resp.status_code == 200:
                     self._preferred = index
-                    return _decode_json(resp, method, path, endpoint)
+                    return data
                 pd_text = parse_error_body(resp.text)
                 code, pd_message = split_pd_code(pd_text)
                 kind = classify_error(resp.status_code, pd_text)
@@ -541,6 +733,7 @@ class PDClient:
                 if transient and safe:
                     attempts.append((endpoint, "HTTP %d %s" % (resp.status_code, pd_message or "")))
                     last_transient = (kind, resp.status_code, pd_message, code, endpoint)
+                    worth_retrying = True
                     continue
                 self._preferred = index
                 raise PDError(_describe(kind, resp.status_code, pd_message, method, path, name, context),
@@ -554,6 +747,47 @@ class PDClient:
                           endpoint=endpoint, method=method, path=path)
         raise PDUnreachable(_unreachable_message(method, path, attempts, maybe_applied), attempts,
                             method=method, path=path, maybe_applied=maybe_applied)
+
+    @staticmethod
+    def _check_answer(resp, method, path, shape):
+        """(decoded 200 body, None, None) or (None, None, None) for an answer PD
+        could have given; else (None, reason, worth retrying).
+
+        The reason always starts with ``INVALID_ANSWER``. 502/503/504 are left
+        to the transient handling whatever their body (a proxy with no PD
+        behind it is unavailable, not wrong)."""
+        status = resp.status_code
+        text = resp.text or ""
+        if status == 200:
+            try:
+                data = resp.json()
+            except ValueError:
+                reason = "%s: HTTP 200 whose body is not JSON: %s" % (INVALID_ANSWER, _short(text, 80) or "(empty)")
+                return None, reason, False
+            err = shape(data) if shape is not None else None
+            if err:
+                return None, "%s: HTTP 200 but %s" % (INVALID_ANSWER, err), False
+            return data, None, None
+        if status in UNAVAILABLE_STATUSES:
+            return None, None, None
+        pd_body = is_pd_error_body(text)
+        if status == 404:
+            # PD answers 404 only for a path it does not serve (§1.9); "keyspace
+            # does not exist" is a 500 (§1.5). Accept a 404 only with PD's own
+            # not-found body, in case a PD version or a proxy maps it to 404.
+            if pd_body and classify_error(status, parse_error_body(text)) == "not_found":
+                return None, None, None
+            reason = ("%s: HTTP 404, %s %s is not served there (not PD's client URL, or a PD without the "
+                      "v2 keyspace API)" % (INVALID_ANSWER, method, path))
+            return None, reason, False
+        if pd_body:
+            return None, None, None
+        if classify_error(status, text) == "tls_required":
+            reason = ("%s: this endpoint serves https only (use https:// or pd_ca_cert, with "
+                      "pd_client_cert/pd_client_key)" % INVALID_ANSWER)
+            return None, reason, False
+        return None, ("%s: HTTP %d whose body is not a PD error: %s"
+                      % (INVALID_ANSWER, status, _short(text, 80) or "(empty)")), status >= 500
 
     def _log(self, method, path, endpoint, status, started, error):
         if not self.record_requests:
@@ -573,7 +807,8 @@ class PDClient:
     def get_keyspace(self, name):
         """The KeyspaceMeta dict, or None when PD says it does not exist (§1.5)."""
         try:
-            return normalize_keyspace(self.request("GET", self.keyspace_path(name), name=name))
+            return normalize_keyspace(self.request("GET", self.keyspace_path(name), name=name,
+                                                   shape=_keyspace_named(name)))
         except PDError as exc:
             if exc.kind == "not_found":
                 return None
@@ -581,23 +816,28 @@ class PDClient:
 
     def create_keyspace(self, name, config=None):
         """POST a new keyspace (§1.2). Not retried: the caller re-reads on doubt."""
+        _refuse_large_config(config)
         body = {"name": name}
         if config:
             body["config"] = dict(config)
-        return normalize_keyspace(self.request("POST", KEYSPACE_API, body=body, idempotent=False, name=name))
+        return normalize_keyspace(self.request("POST", KEYSPACE_API, body=body, idempotent=False, name=name,
+                                               shape=_keyspace_named(name)))
 
     def set_state(self, name, state):
         """PUT the state (§1.7). Case-insensitive on PD; sent upper-case."""
         return normalize_keyspace(self.request("PUT", self.keyspace_path(name) + "/state",
-                                               body={"state": state.upper()}, name=name, context="state"))
+                                               body={"state": state.upper()}, name=name, context="state",
+                                               shape=_keyspace_named(name)))
 
     def patch_config(self, name, patch, preconditions=None):
         """Merge-patch the config map (§1.6, §4): value = put, None = delete."""
+        _refuse_large_config(patch)
         body = {"config": dict(patch)}
         if preconditions:
             body["preconditions"] = dict(preconditions)
         return normalize_keyspace(self.request("PATCH", self.keyspace_path(name) + "/config",
-                                               body=body, name=name, context="config"))
+                                               body=body, name=name, context="config",
+                                               shape=_keyspace_named(name)))
 
     def iter_keyspaces(self, page_size=DEFAULT_PAGE_SIZE):
         """Yield every keyspace, ascending by id, following next_page_token (§1.4).
@@ -619,7 +859,7 @@ class PDClient:
             if token:
                 params["page_token"] = token
             try:
-                data = self.request("GET", KEYSPACE_API, params=params) or {}
+                data = self.request("GET", KEYSPACE_API, params=params, shape=keyspace_list_shape_error)
             except PDError as exc:
                 if exc.kind == "page_too_large" and limit > 1:
                     limit = max(1, limit // 2)
@@ -646,9 +886,9 @@ class PDClient:
         """
         if self._version is _UNSET:
             try:
-                data = self.request("GET", VERSION_API)
+                data = self.request("GET", VERSION_API, shape=version_shape_error)
             except PDError as exc:
-                if isinstance(exc, PDUnreachable):
+                if isinstance(exc, (PDUnreachable, PDConfigError)):
                     raise
                 data = None
             text = data.get("version") if isinstance(data, dict) else None
@@ -688,13 +928,15 @@ def normalize_keyspace(meta):
     return result
 
 
-def _decode_json(resp, method, path, endpoint):
-    try:
-        return resp.json()
-    except ValueError:
-        raise PDError("PD answered %s %s with HTTP 200 but the body is not JSON: %s"
-                      % (method, path, _short(resp.text)), kind="server_error", status=200,
-                      endpoint=endpoint, method=method, path=path)
+def _keyspace_named(name):
+    """The shape check of an answer about keyspace ``name``."""
+    return lambda data: keyspace_shape_error(data, name)
+
+
+def _refuse_large_config(config):
+    err = config_size_error(config)
+    if err:
+        raise PDConfigError(err)
 
 
 def _short(text, limit=200):
@@ -716,7 +958,12 @@ def _unreachable_message(method, path, attempts, maybe_applied):
         count = "" if len(reasons) == 1 else ", %d attempts" % len(reasons)
         parts.append("%s (%s%s)" % (endpoint, "; ".join(distinct), count))
     tried = ", ".join(parts)
-    msg = "PD is unreachable for %s %s; tried: %s" % (method, path, tried)
+    if any(attempt[1].startswith(INVALID_ANSWER) for attempt in attempts):
+        msg = ("No PD endpoint gave a usable answer to %s %s; tried: %s. An endpoint whose answer is not PD's is "
+               "not a PD client URL (another service, a proxy, or a PD without the v2 keyspace API): check "
+               "pd_endpoints" % (method, path, tried))
+    else:
+        msg = "PD is unreachable for %s %s; tried: %s" % (method, path, tried)
     if any("TLS error" in attempt[1] for attempt in attempts):
         msg += (". A TLS error usually means the scheme or certificates do not match PD: PD serves "
                 "https only when its [security] section has certificates; check pd_ca_cert, "

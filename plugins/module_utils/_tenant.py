@@ -48,6 +48,7 @@ from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import (
     PD_PORTABLE_NAME_LENGTH,
     PDError,
     PDUnreachable,
+    config_size_error,
     parse_version,
     pd_name_error,
 )
@@ -86,6 +87,12 @@ SERVER_MANAGED_CONFIG_KEYS = (
 # How often a create that PD answers "already exists" for a name that then
 # does not exist is re-sent: the create-by-ID allocator collision of §1.3.
 CREATE_ATTEMPTS = 3
+
+# Errors with which PD refuses a create before writing anything (name rules,
+# malformed request, cluster not ready, endpoint/TLS problems, our own size
+# limit); any other error answer to the POST may hide a created keyspace.
+CREATE_REFUSED_KINDS = ("illegal_name", "reserved_name", "bad_request", "not_bootstrapped", "no_such_api",
+                        "tls_required", "unsupported_config", "config")
 
 ADMIN_STATUS_BOOTSTRAP = "bootstrap"   # admin accepts admin/admin: anyone can take the tenant
 ADMIN_STATUS_SET = "rotated"           # admin refuses the bootstrap password
@@ -287,8 +294,11 @@ def validate_spec(spec):
         err = user_name_error(user)
         if err:
             errors.append("lock_users: " + err)
-    config_errors = normalize_config(spec.config)[2]
+    user_config, _managed, config_errors = normalize_config(spec.config)
     errors.extend(config_errors)
+    err = config_size_error(user_config)
+    if err:
+        errors.append(err)
     if spec.confirm_tombstone is not None and spec.confirm_tombstone != spec.name:
         errors.append("confirm_tombstone must be exactly the tenant name %r (it is %r)"
                       % (spec.name, spec.confirm_tombstone))
@@ -623,7 +633,7 @@ class _Reconciler:
             return self.converge(keyspace, "ENABLED")
         self.result["keyspace"] = keyspace_view(keyspace)
         self.result["exists"] = True
-        self.wrote_step("created keyspace %r (id %s, ENABLED)" % (self.name, keyspace.get("id")))
+        self.wrote_step("created keyspace %r (id %s, %s)" % (self.name, keyspace.get("id"), keyspace.get("state")))
         missing = {k: v for k, v in config.items() if (keyspace.get("config") or {}).get(k) != v}
         if missing:
             self.warn("PD did not store these config keys as sent: %s" % ", ".join(sorted(missing)))
@@ -645,10 +655,12 @@ class _Reconciler:
             except PDUnreachable as exc:
                 if not exc.maybe_applied:
                     self.fail("creating keyspace %r: %s" % (self.name, exc), "pd_unreachable")
-                self.warn("the create request may have reached PD before the connection broke; re-reading")
+                self.warn("the create request may have reached PD although no usable answer came back; re-reading")
             except PDError as exc:
-                if exc.kind != "exists":
+                if exc.kind in CREATE_REFUSED_KINDS:
                     self.fail("creating keyspace %r: %s" % (self.name, exc), "pd")
+                if exc.kind != "exists":
+                    return self._after_failed_create(exc, config)
             # "already exists" or an unknown outcome: re-read (§1.3).
             keyspace = self.pd_call("re-reading keyspace %r after create" % self.name, self.pd.get_keyspace,
                                     self.name)
@@ -657,6 +669,28 @@ class _Reconciler:
         self.fail("PD kept answering 'already exists' for %r although no keyspace has that name: the ID "
                   "allocator collides with IDs taken by create-by-ID (reference/pd-keyspace-api.md §1.3); "
                   "re-run the task" % self.name, "pd")
+
+    def _after_failed_create(self, exc, config):
+        """PD answered the POST with an error that does not prove nothing was
+        written: a 500 on create can still leave the keyspace (seen with a
+        2 MB config). Re-read it: present with our config -> created by this
+        run, finish it now (created-but-unverified); present with another
+        config -> converge it as an existing tenant; absent -> fail, and
+        nothing was created."""
+        keyspace = self.pd_call("creating keyspace %r failed (%s); re-reading it to see whether PD created it "
+                                "anyway" % (self.name, exc), self.pd.get_keyspace, self.name)
+        if keyspace is None:
+            self.fail("creating keyspace %r: %s. Re-reading shows no such keyspace, so nothing was created"
+                      % (self.name, exc), "pd")
+        if keyspace.get("state") == "ENABLED" and split_config(keyspace.get("config"))[0] == dict(config or {}):
+            self.warn("PD answered the create of keyspace %r with an error (%s), but the keyspace exists with "
+                      "the requested config: it is reported as created (unverified: PD did not confirm it) and "
+                      "provisioned now" % (self.name, exc))
+            return keyspace, True
+        self.warn("PD answered the create of keyspace %r with an error (%s), and a keyspace with that name exists "
+                  "but is %s or has another config: it is managed as an existing tenant"
+                  % (self.name, exc, keyspace.get("state")))
+        return keyspace, False
 
     def _generated(self):
         password = generate_password()

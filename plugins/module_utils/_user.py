@@ -333,7 +333,7 @@ def login_argument_spec():
     """login_user / login_password: who the module logs in as, inside the tenant."""
     return dict(
         login_user=dict(type="str", default=BOOTSTRAP_ADMIN_USER),
-        login_password=dict(type="str", no_log=True, required=True),
+        login_password=dict(type="raw", no_log=True, required=True),
     )
 
 

@@ -48,6 +48,7 @@ options:
       - Keyspace config to converge, with PD's merge-patch semantics. A key with a string value is set; a key
         with value V(null) is deleted; keys not named are left alone.
       - Numbers are sent as strings; booleans, lists and dictionaries are refused (quote them).
+      - At most 64 KiB as compact JSON, checked before any write, because larger configs make PD's keyspace list fail.
       - Server-managed keys (V(region_bound_type), V(gc_management_type), V(tso_keyspace_group_id), V(user_kind),
         V(meta_service_group_id), V(meta_service_group_addrs)) are never written; they are reported in
         RV(keyspace.server_managed_config) and a warning says they were ignored.
@@ -62,7 +63,8 @@ options:
         RV(generated_admin_password) (with RV(admin_password_generated=true)). Use task-level C(no_log: true)
         then, and store the value: Ansible only hides option values marked secret, not returned ones."
       - Must not be C(admin), the bootstrap password.
-    type: str
+      - Must be a string (quote it in YAML); a number, boolean, list or dictionary is refused, never converted.
+    type: raw
   update_admin_password:
     description:
       - V(always) - for an existing tenant, log in with O(admin_password); if that works nothing changes. If the
@@ -83,8 +85,10 @@ options:
       - Defaults to C(admin) when O(login_password) is given.
     type: str
   login_password:
-    description: Password of O(login_user).
-    type: str
+    description:
+      - Password of O(login_user).
+      - Must be a string (quote it in YAML); a number, boolean, list or dictionary is refused, never converted.
+    type: raw
   previous_admin_passwords:
     description:
       - Other passwords admin may have now, tried in order to log in when O(admin_password) is refused (for example
@@ -344,6 +348,7 @@ from ansible_collections.pgtikv.cloud.plugins.module_utils._common import (
     secret_store_argument_spec,
     sql_argument_spec,
 )
+from ansible_collections.pgtikv.cloud.plugins.module_utils._module import check_options
 from ansible_collections.pgtikv.cloud.plugins.module_utils._tenant import run_tenant_module
 
 
@@ -352,10 +357,10 @@ def main():
         name=dict(type="str", required=True),
         state=dict(type="str", default="present", choices=["present", "disabled", "archived", "tombstone"]),
         config=dict(type="dict"),
-        admin_password=dict(type="str", no_log=True),
+        admin_password=dict(type="raw", no_log=True),
         update_admin_password=dict(type="str", default="always", choices=["always", "on_create"], no_log=False),
         login_user=dict(type="str"),
-        login_password=dict(type="str", no_log=True),
+        login_password=dict(type="raw", no_log=True),
         lock_users=dict(type="list", elements="str", default=["admin"]),
         confirm_tombstone=dict(type="str"),
         previous_admin_passwords=dict(type="list", elements="str", no_log=True),
@@ -364,6 +369,7 @@ def main():
     argument_spec.update(pd_argument_spec())
     argument_spec.update(sql_argument_spec())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    check_options(module)
     run_tenant_module(module)
 
 

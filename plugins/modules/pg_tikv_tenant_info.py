@@ -154,6 +154,7 @@ pd_requests:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgtikv.cloud.plugins.module_utils._common import pd_argument_spec, sql_argument_spec
+from ansible_collections.pgtikv.cloud.plugins.module_utils._module import check_options
 from ansible_collections.pgtikv.cloud.plugins.module_utils._tenant import run_tenant_info_module
 
 
@@ -171,6 +172,7 @@ def main():
     # requirement does not apply to a module that never logs in.
     argument_spec.update(sql_argument_spec())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    check_options(module)
     run_tenant_info_module(module)
 
 

@@ -50,6 +50,7 @@ options:
         description:
           - PD keyspace config, a map of strings. Only the keys given are managed; a V(null) value deletes a key.
           - Keys that PD manages itself are never written.
+          - At most 64 KiB as compact JSON, checked before any write, because larger configs make PD's keyspace list fail.
         type: dict
         aliases: [keyspace_config]
       admin_password:
@@ -58,7 +59,8 @@ options:
           - When omitted, a new tenant (or one whose admin still has the bootstrap password) gets a generated
             password, stored in O(secret_store), or without a store returned once in RV(generated_passwords).
           - Needed to manage the users of an existing tenant.
-        type: str
+          - Must be a string (quote it in YAML); a number, boolean, list or dictionary is refused, never converted.
+        type: raw
       update_admin_password:
         description:
           - V(always) sets O(config[].admin_password) when admin does not log in with it (needs the current one
@@ -74,7 +76,8 @@ options:
         description:
           - The current password of O(config[].login_user) (or of admin), for example the old admin password
             during a rotation.
-        type: str
+          - Must be a string (quote it in YAML); a number, boolean, list or dictionary is refused, never converted.
+        type: raw
       previous_admin_passwords:
         description:
           - Other passwords admin may have now, tried in order to log in when O(config[].admin_password) is refused
@@ -103,7 +106,8 @@ options:
             description:
               - The user's password. When omitted for a new user, one is generated and stored in O(secret_store), or
                 without a store returned once in RV(generated_passwords).
-            type: str
+              - Must be a string (quote it in YAML); a number, boolean, list or dictionary is refused, never converted.
+            type: raw
           update_password:
             description: V(always) checks and fixes the password of an existing user; V(on_create) sets it only at creation.
             type: str
@@ -456,13 +460,13 @@ from ansible_collections.pgtikv.cloud.plugins.module_utils._common import (
     secret_store_argument_spec,
     sql_argument_spec,
 )
-from ansible_collections.pgtikv.cloud.plugins.module_utils._module import finish, require_libraries
+from ansible_collections.pgtikv.cloud.plugins.module_utils._module import check_options, finish, require_libraries
 from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import MAX_PAGE_SIZE, PDError
 
 USER_OPTIONS = dict(
     name=dict(type="str", required=True),
     state=dict(type="str", choices=["present", "absent"], default="present"),
-    password=dict(type="str", no_log=True),
+    password=dict(type="raw", no_log=True),
     update_password=dict(type="str", choices=["always", "on_create"], default="always", no_log=False),
     login=dict(type="bool"),
     superuser=dict(type="bool"),
@@ -476,10 +480,10 @@ TENANT_OPTIONS = dict(
     name=dict(type="str", required=True),
     state=dict(type="str", choices=["present", "disabled", "archived", "tombstone"], default="present"),
     config=dict(type="dict", aliases=["keyspace_config"]),
-    admin_password=dict(type="str", no_log=True),
+    admin_password=dict(type="raw", no_log=True),
     update_admin_password=dict(type="str", choices=["always", "on_create"], default="always", no_log=False),
     login_user=dict(type="str"),
-    login_password=dict(type="str", no_log=True),
+    login_password=dict(type="raw", no_log=True),
     confirm_tombstone=dict(type="str"),
     previous_admin_passwords=dict(type="list", elements="str", no_log=True),
     users=dict(type="list", elements="dict", default=[], options=USER_OPTIONS),
@@ -508,6 +512,7 @@ def argument_spec():
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    check_options(module)
     require_libraries(module, "requests", "psycopg2")
     params = dict(module.params)
     if not 1 <= params["max_workers"] <= 64:

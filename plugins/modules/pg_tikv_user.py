@@ -62,7 +62,8 @@ options:
         An existing user's password is left alone when this is omitted.
       - Pre-hashed values (C(md5...), C(SCRAM-SHA-256$...)) are not accepted as hashes. pg-tikv would store them as
         the literal password.
-    type: str
+      - Must be a string (quote it in YAML); a number, boolean, list or dictionary is refused, never converted.
+    type: raw
   update_password:
     description:
       - V(always) checks an existing user's password and changes it when it differs.
@@ -114,8 +115,10 @@ options:
     type: str
     default: admin
   login_password:
-    description: Password of O(login_user).
-    type: str
+    description:
+      - Password of O(login_user).
+      - Must be a string (quote it in YAML); a number, boolean, list or dictionary is refused, never converted.
+    type: raw
     required: true
 extends_documentation_fragment:
   - pgtikv.cloud.sql
@@ -325,7 +328,7 @@ from ansible_collections.pgtikv.cloud.plugins.module_utils._common import (
     secret_store_argument_spec,
     sql_argument_spec,
 )
-from ansible_collections.pgtikv.cloud.plugins.module_utils._module import finish, require_libraries
+from ansible_collections.pgtikv.cloud.plugins.module_utils._module import check_options, finish, require_libraries
 from ansible_collections.pgtikv.cloud.plugins.module_utils._sql_client import SQLClientError
 from ansible_collections.pgtikv.cloud.plugins.module_utils._user import (
     UserSpec,
@@ -340,7 +343,7 @@ def argument_spec():
         tenant=dict(type="str"),
         name=dict(type="str", required=True, aliases=["user"]),
         state=dict(type="str", default="present", choices=["present", "absent"]),
-        password=dict(type="str", no_log=True),
+        password=dict(type="raw", no_log=True),
         update_password=dict(type="str", default="always", choices=["always", "on_create"], no_log=False),
         login=dict(type="bool"),
         superuser=dict(type="bool"),
@@ -358,6 +361,7 @@ def argument_spec():
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    check_options(module)
     require_libraries(module, "psycopg2")
     params = module.params
     base = dict(changed=False, user=params["name"], tenant=params["tenant"], state=params["state"],

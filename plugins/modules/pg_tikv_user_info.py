@@ -50,14 +50,17 @@ options:
           - Password to check. The result is in C(password_valid).
           - On pg-tikv the check is a test login. It is possible only for LOGIN users, and meaningful only while the
             server's C(PG_PASSWORD) fallback is unset.
-        type: str
+          - Must be a string (quote it in YAML); a number, boolean, list or dictionary is refused, never converted.
+        type: raw
   login_user:
     description: User to log in as, inside O(tenant).
     type: str
     default: admin
   login_password:
-    description: Password of O(login_user).
-    type: str
+    description:
+      - Password of O(login_user).
+      - Must be a string (quote it in YAML); a number, boolean, list or dictionary is refused, never converted.
+    type: raw
     required: true
 extends_documentation_fragment:
   - pgtikv.cloud.sql
@@ -153,7 +156,7 @@ from ansible_collections.pgtikv.cloud.plugins.module_utils._common import (
     sql_argument_spec,
     user_name_error,
 )
-from ansible_collections.pgtikv.cloud.plugins.module_utils._module import finish, require_libraries
+from ansible_collections.pgtikv.cloud.plugins.module_utils._module import check_options, finish, require_libraries
 from ansible_collections.pgtikv.cloud.plugins.module_utils._sql_client import SQLClientError
 from ansible_collections.pgtikv.cloud.plugins.module_utils._user import (
     UNREADABLE_WITHOUT_CATALOG,
@@ -175,7 +178,7 @@ def argument_spec():
         names=dict(type="list", elements="str", default=[]),
         users=dict(type="list", elements="dict", default=[], options=dict(
             name=dict(type="str", required=True),
-            password=dict(type="str", no_log=True),
+            password=dict(type="raw", no_log=True),
         )),
     )
     spec.update(login_argument_spec())
@@ -239,6 +242,7 @@ def report_without_catalog(session, wanted):
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    check_options(module)
     require_libraries(module, "psycopg2")
     warnings = []
     session = None

@@ -315,3 +315,168 @@ def test_tls_settings_go_with_every_request_so_env_bundles_cannot_override():
     c.session = FakeSession({"https://pd:1": [OK]})
     c.get_keyspace("t1")
     assert c.session.last_tls == ("/ca.pem", ("/c.pem", "/k.pem"))
+
+
+# ---------------------------------------------------------------- answers that are not PD's: fail over
+
+KS_T1 = '{"id": 1, "name": "t1", "state": "ENABLED", "created_at": 1, "state_changed_at": 1, "config": {"k": "v"}}'
+LIST_OK = '{"keyspaces": [%s], "next_page_token": ""}' % KS_T1
+NOT_PD = {
+    "500 html": FakeResponse(500, "<html><body><h1>500 Internal Server Error</h1></body></html>"),
+    "500 empty": FakeResponse(500, ""),
+    "404 gin": FakeResponse(404, "404 page not found"),
+    "404 json": FakeResponse(404, '{"error": "no route"}'),
+    "200 garbage": FakeResponse(200, "<html>hello</html>"),
+    "200 {}": FakeResponse(200, "{}"),
+    "200 config not a dict": FakeResponse(200, '{"id": 1, "name": "t1", "state": "ENABLED", "config": "k=v"}'),
+    "200 config value not a string": FakeResponse(200, '{"id": 1, "name": "t1", "state": "ENABLED", "config": {"k": 1}}'),
+    "200 other keyspace": FakeResponse(200, '{"id": 2, "name": "t2", "state": "ENABLED"}'),
+    "200 bad state": FakeResponse(200, '{"id": 1, "name": "t1", "state": "GONE"}'),
+    "200 id not a number": FakeResponse(200, '{"id": "1", "name": "t1", "state": "ENABLED"}'),
+    "400 plain http to https": FakeResponse(400, "Client sent an HTTP request to an HTTPS server.\n"),
+}
+
+
+@pytest.mark.parametrize("label", sorted(NOT_PD))
+def test_get_fails_over_past_an_answer_that_is_not_pds(label):
+    c = make_client({"http://a:1": [NOT_PD[label]], "http://b:2": [FakeResponse(200, KS_T1)]})
+    assert c.get_keyspace("t1")["config"] == {"k": "v"}
+    assert [call[1].split("/pd")[0] for call in c.session.calls] == ["http://a:1", "http://b:2"]
+    assert c.requests_log[0]["error"].startswith(p.INVALID_ANSWER)
+    # the endpoint that answered like PD is the one tried first next time
+    c.get_keyspace("t1")
+    assert c.session.calls[-1][1].startswith("http://b:2")
+
+
+@pytest.mark.parametrize("label", ["500 html", "404 gin", "200 garbage", "200 {}"])
+def test_list_fails_over_past_an_answer_that_is_not_pds(label):
+    wrong = FakeResponse(200, '{"keyspaces": {"t1": 1}}') if label == "200 {}" else NOT_PD[label]
+    for first in (NOT_PD[label], wrong):
+        c = make_client({"http://a:1": [first], "http://b:2": [FakeResponse(200, LIST_OK)]})
+        assert [k["name"] for k in c.list_keyspaces()] == ["t1"]
+
+
+def test_list_200_empty_object_is_not_an_empty_fleet():
+    c = make_client({"http://a:1": [FakeResponse(200, "{}")], "http://b:2": [FakeResponse(200, "{}")]})
+    with pytest.raises(p.PDUnreachable) as exc:
+        c.list_keyspaces()
+    assert "No PD endpoint gave a usable answer to GET /pd/api/v2/keyspaces" in str(exc.value)
+    assert "HTTP 200 but the answer has no 'keyspaces'" in str(exc.value)
+
+
+def test_create_fails_over_past_a_200_empty_object():
+    c = make_client({"http://a:1": [FakeResponse(200, "{}")], "http://b:2": [FakeResponse(200, KS_T1)]})
+    created = c.create_keyspace("t1", {"k": "v"})
+    assert created["id"] == 1
+    assert len(c.session.calls) == 2
+
+
+def test_create_with_no_usable_answer_may_have_been_applied():
+    c = make_client({"http://a:1": [NOT_PD["500 html"]], "http://b:2": [NOT_PD["200 garbage"]]})
+    with pytest.raises(p.PDUnreachable) as exc:
+        c.create_keyspace("t1")
+    assert exc.value.maybe_applied is True
+    assert len(c.session.calls) == 2
+
+
+def test_version_fails_over_past_a_404():
+    c = make_client({"http://a:1": [NOT_PD["404 gin"]], "http://b:2": [FakeResponse(200, '{"version": "v8.5.7"}')]})
+    assert c.version() == "v8.5.7"
+
+
+def test_pds_own_not_found_is_final_even_as_a_404():
+    for status in (500, 404):
+        c = make_client({"http://a:1": [FakeResponse(status, '"[PD:keyspace:ErrKeyspaceNotFound]keyspace does not exist"')],
+                         "http://b:2": [FakeResponse(200, KS_T1)]})
+        assert c.get_keyspace("t1") is None
+        assert len(c.session.calls) == 1
+
+
+def test_pd_error_bodies_are_final_and_foreign_ones_are_not():
+    assert p.is_pd_error_body('"[PD:keyspace:ErrKeyspaceExists]keyspace already exists"')
+    assert p.is_pd_error_body("{}")
+    assert p.is_pd_error_body("[PD:apiutil:ErrRedirect]redirect failed")
+    assert not p.is_pd_error_body("")
+    assert not p.is_pd_error_body("<html></html>")
+    assert not p.is_pd_error_body('{"error": "x"}')
+    assert not p.is_pd_error_body("404 page not found")
+
+
+def test_all_endpoints_invalid_fails_clearly_without_pointless_retry_rounds():
+    c = make_client({"http://a:1": [NOT_PD["200 {}"]], "http://b:2": [NOT_PD["404 gin"]]}, retries=3)
+    with pytest.raises(p.PDUnreachable) as exc:
+        c.get_keyspace("t1")
+    msg = str(exc.value)
+    assert len(c.session.calls) == 2  # neither answer heals by waiting
+    assert msg.startswith("No PD endpoint gave a usable answer to GET /pd/api/v2/keyspaces/t1")
+    assert "http://a:1 (not a PD answer: HTTP 200 but the answer has no 'id', 'name', 'state')" in msg
+    assert "http://b:2 (not a PD answer: HTTP 404" in msg and "check pd_endpoints" in msg
+
+
+def test_a_foreign_500_is_retried_like_an_unreachable_endpoint():
+    c = make_client({"http://a:1": [NOT_PD["500 html"], FakeResponse(200, KS_T1)]}, endpoints=("http://a:1",),
+                    retries=2)
+    assert c.get_keyspace("t1")["name"] == "t1"
+    assert len(c.session.calls) == 2
+
+
+def test_config_not_a_dict_from_every_endpoint_is_a_clear_error():
+    bad = NOT_PD["200 config not a dict"]
+    c = make_client({"http://a:1": [bad], "http://b:2": [bad]})
+    with pytest.raises(p.PDUnreachable) as exc:
+        c.set_state("t1", "disabled")
+    assert "'config' is not a map of strings but a string" in str(exc.value)
+
+
+def test_missing_tls_file_is_a_config_error_not_a_traceback():
+    c = make_client({"http://a:1": [OSError("Could not find a suitable TLS CA certificate bundle, invalid path: /x")]})
+    with pytest.raises(p.PDConfigError) as exc:
+        c.get_keyspace("t1")
+    assert "pd_ca_cert" in str(exc.value) and "/x" in str(exc.value)
+
+
+def test_page_is_halved_when_etcd_refuses_an_answer_over_2_mib():
+    big = FakeResponse(500, '"rpc error: code = ResourceExhausted desc = trying to send message larger than max '
+                            '(2100272 vs. 2097152)"')
+    c = make_client({"http://a:1": [big, big, FakeResponse(200, LIST_OK)]}, endpoints=("http://a:1",), retries=0)
+    assert [k["name"] for k in c.list_keyspaces(page_size=127)] == ["t1"]
+    assert [q["limit"] for q in c.session.params] == ["127", "63", "31"]
+
+
+# ---------------------------------------------------------------- secrets in endpoints, config size
+
+@pytest.mark.parametrize("raw", ["https://user:s3cr3t-pw@pd:2379", "user:s3cr3t-pw@pd:2379",
+                                 "http://s3cr3t-pw@pd:2379", "https://user:s3cr3t-pw@pd:notaport"])
+def test_endpoint_userinfo_is_refused_and_masked(raw):
+    with pytest.raises(p.PDConfigError) as exc:
+        p.PDClient([raw])
+    assert "s3cr3t-pw" not in str(exc.value)
+    assert "***@pd" in str(exc.value) and "password" in str(exc.value)
+    assert p.endpoint_secrets(["pd:1", raw]) == ["s3cr3t-pw"]
+
+
+def test_mask_endpoint():
+    assert p.mask_endpoint("https://u:p@pd:2379") == "https://***@pd:2379"
+    assert p.mask_endpoint("pd:2379") == "pd:2379"
+    assert p.endpoint_secrets(["pd:1,http://pd:2"]) == []
+    # a password pasted without percent-encoding: '@', '/' and ',' in it
+    raw = "https://u:p@ss/w,rd@pd:2379"
+    assert p.mask_endpoint(raw) == "https://***@pd:2379"
+    assert p.endpoint_secrets([raw]) == ["p@ss/w,rd", "p@ss/w", "rd"]
+
+
+def test_config_size_limit():
+    assert p.config_size_error({"k": "x" * (p.MAX_CONFIG_BYTES - 20)}) is None
+    err = p.config_size_error({"k": "x" * p.MAX_CONFIG_BYTES})
+    assert err and "64 KiB" in err and str(p.MAX_CONFIG_BYTES) in err
+    assert p.config_size_error(None) is None
+    c = make_client({"http://a:1": [FakeResponse(200, KS_T1)]})
+    with pytest.raises(p.PDConfigError):
+        c.create_keyspace("t1", {"k": "x" * p.MAX_CONFIG_BYTES})
+    with pytest.raises(p.PDConfigError):
+        c.patch_config("t1", {"k": "x" * p.MAX_CONFIG_BYTES})
+    assert c.session.calls == []
+
+
+def test_pd_name_rule_refuses_a_trailing_newline():
+    assert p.pd_name_error("abc\n", None)

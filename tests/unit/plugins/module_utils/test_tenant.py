@@ -407,3 +407,116 @@ def test_reconciler_names_every_refused_candidate():
     with pytest.raises(t.TenantError) as exc:
         rec.open_session([("admin", "down", "admin with admin_password")], "lock SQL logins")
     assert exc.value.kind == "sql_unreachable"
+
+
+# ---------------------------------------------------------------- a create that PD answers with an error
+
+class ErrorCreatePD(RecordingPD):
+    """PD answers the POST with a 500 (as it did for a 2 MB config) but may have stored the keyspace."""
+
+    def __init__(self, stored):
+        super().__init__(None)
+        self.stored = stored
+        self.creates = 0
+        self.reads = 0
+
+    def get_keyspace(self, name):
+        self.reads += 1
+        return self.stored if self.creates else None
+
+    def create_keyspace(self, name, config=None):
+        from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import PDError
+        self.creates += 1
+        raise PDError("PD answered HTTP 500 to POST /pd/api/v2/keyspaces: etcdserver: request is too large",
+                      kind="server_error", status=500)
+
+
+class RotatingSQL(DownSQL):
+    """Logins as admin/admin work until the password is set; then only the new one."""
+
+    def __init__(self):
+        self.password = "admin"
+        self.sessions = []
+
+    def connect(self, sql_params, tenant, user, password):
+        if password != self.password:
+            raise self.LoginRefused("refused")
+        sql = self
+
+        class Session:
+            queries = []
+
+            def set_password(self, user, new):
+                sql.password = new
+
+            def close(self):
+                pass
+        return Session()
+
+    def probe_login(self, sql_params, tenant, user, password):
+        return "ok" if password == self.password else "refused"
+
+
+def test_failed_create_that_left_the_keyspace_is_finished_as_created(monkeypatch):
+    monkeypatch.setattr(t._Reconciler, "sql_port_error", lambda self: None)
+    pd = ErrorCreatePD({"id": 4, "name": "acme_corp", "state": "ENABLED", "config": {"plan": "gold"}})
+    sql = RotatingSQL()
+    result = t.reconcile_tenant(pd, {}, t.TenantSpec(name="acme_corp", admin_password="New-pw-1",
+                                                     config={"plan": "gold"}), sql=sql)
+    assert pd.creates == 1 and pd.reads == 2  # the read before the create, the re-read after it
+    assert result["changed"] is True and result["exists"] is True and result["state_path"] == ["ENABLED"]
+    assert result["admin_rotated"] is True and result["fully_provisioned"] is True and sql.password == "New-pw-1"
+    assert "created keyspace 'acme_corp' (id 4, ENABLED)" in result["progress"]
+    assert any("reported as created (unverified" in w for w in result["warnings"])
+
+
+def test_failed_create_that_left_nothing_fails_saying_so(monkeypatch):
+    monkeypatch.setattr(t._Reconciler, "sql_port_error", lambda self: None)
+    pd = ErrorCreatePD(None)
+    with pytest.raises(t.TenantError) as exc:
+        t.reconcile_tenant(pd, {}, t.TenantSpec(name="acme_corp"), sql=NoSQL())
+    assert exc.value.kind == "pd" and exc.value.result["changed"] is False
+    assert "HTTP 500" in str(exc.value) and "Re-reading shows no such keyspace, so nothing was created" in str(exc.value)
+
+
+def test_failed_create_that_left_another_config_converges_it(monkeypatch):
+    pd = ErrorCreatePD({"id": 4, "name": "acme_corp", "state": "ENABLED", "config": {"plan": "other"}})
+    rec = t._Reconciler(pd, {}, t.TenantSpec(name="acme_corp", config={"plan": "gold"}), False, NoSQL())
+    keyspace, created = rec._create_keyspace({"plan": "gold"})
+    assert created is False and keyspace["id"] == 4
+    assert any("managed as an existing tenant" in w for w in rec.result["warnings"])
+
+
+def test_create_refused_by_pd_is_not_re_read():
+    from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import PDError
+
+    class RefusingPD(ErrorCreatePD):
+        def create_keyspace(self, name, config=None):
+            self.creates += 1
+            raise PDError("illegal keyspace name", kind="illegal_name", status=500)
+    pd = RefusingPD(None)
+    rec = t._Reconciler(pd, {}, t.TenantSpec(name="acme_corp"), False, NoSQL())
+    with pytest.raises(t.TenantError):
+        rec._create_keyspace({})
+    assert pd.reads == 0
+
+
+def test_oversized_config_is_refused_before_any_write():
+    from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import MAX_CONFIG_BYTES
+    spec = t.TenantSpec(name="acme_corp", config={"blob": "x" * MAX_CONFIG_BYTES})
+    errors = t.validate_spec(spec)
+    assert any("at most 65536 bytes (64 KiB)" in e for e in errors), errors
+    with pytest.raises(t.TenantError) as exc:
+        t.reconcile_tenant(RecordingPD(ks("ENABLED")), {}, spec, sql=NoSQL())
+    assert exc.value.kind == "validation"
+
+
+@pytest.mark.parametrize("value", [["a", "b"], {"a": "b"}, 511])
+def test_password_of_another_type_is_refused(value):
+    errors = t.validate_spec(t.TenantSpec(name="acme_corp", admin_password=value))
+    assert errors == ["admin_password must be a string, not %s; quote it in YAML so that it is used exactly as "
+                      "written" % {list: "a list", dict: "a dictionary", int: "a number"}[type(value)]]
+
+
+def test_name_with_a_trailing_newline_is_refused():
+    assert t.validate_spec(t.TenantSpec(name="acme_corp\n"))

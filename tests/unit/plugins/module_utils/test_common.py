@@ -1,0 +1,79 @@
+# Copyright (c) pgtikv.cloud contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Unit tests of the shared option checks (_common.option_errors), the name
+rule and the password type check."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.pgtikv.cloud.plugins.module_utils import _common as c
+from ansible_collections.pgtikv.cloud.plugins.modules import pg_tikv_tenants
+
+
+def spec():
+    return dict(c.pd_argument_spec(), **c.sql_argument_spec())
+
+
+@pytest.mark.parametrize("name", ["abc\n", "abc\r", "\nabc", "ab c"])
+def test_tenant_name_with_whitespace_is_refused(name):
+    assert "invalid tenant name" in c.tenant_name_error(name)
+
+
+@pytest.mark.parametrize("value,phrase", [
+    (["a", "b"], "a list"), ({"a": "b"}, "a dictionary"), (511, "a number"), (1.5, "a number"), (True, "a boolean"),
+])
+def test_password_must_be_a_string(value, phrase):
+    err = c.password_error(value, "admin_password")
+    assert err == ("admin_password must be a string, not %s; quote it in YAML so that it is used exactly as "
+                   "written" % phrase)
+    assert c.password_error("s3cret", "admin_password") is None
+
+
+@pytest.mark.parametrize("params,text", [
+    (dict(connect_timeout=-5), "connect_timeout must be a positive number of seconds, not -5"),
+    (dict(connect_timeout=0), "connect_timeout must be a positive number of seconds, not 0"),
+    (dict(pd_timeout=-1.0), "pd_timeout must be a positive number of seconds, not -1.0"),
+    (dict(pd_timeout=0.0), "pd_timeout must be a positive number of seconds"),
+    (dict(pd_retries=-1), "pd_retries must be 0 or more"),
+    (dict(pd_ca_cert="/nonexistent/ca.pem"), "pd_ca_cert: no such file: /nonexistent/ca.pem"),
+    (dict(pd_client_cert="/nonexistent/c.pem"), "pd_client_cert: no such file"),
+    (dict(pd_client_key="/nonexistent/k.pem"), "pd_client_key: no such file"),
+])
+def test_option_errors(params, text):
+    errors = c.option_errors(spec(), params)
+    assert any(text in e for e in errors), errors
+
+
+def test_option_errors_accepts_good_options(tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    params = dict(connect_timeout=1, pd_timeout=0.5, pd_retries=0, pd_ca_cert=str(ca), pd_endpoints=["pd:1"])
+    assert c.option_errors(spec(), params) == []
+    assert c.option_errors(spec(), {}) == []
+
+
+def test_option_errors_unreadable_file(tmp_path, monkeypatch):
+    key = tmp_path / "k.pem"
+    key.write_text("x")
+    monkeypatch.setattr(c.os, "access", lambda path, mode: False)  # as a non-root user without read permission
+    assert c.option_errors(spec(), dict(pd_client_key=str(key))) == ["pd_client_key: the file is not readable: %s" % key]
+
+
+def test_nested_passwords_of_the_bulk_module_are_checked_and_never_echoed():
+    secret = "Zq9-value"
+    params = {"config": [
+        {"name": "acme", "admin_password": ["x", secret], "users": [
+            {"name": "app", "password": {"k": secret}}, {"name": "ok", "password": "fine"}]},
+        {"name": "beta", "login_password": 7},
+    ]}
+    errors = c.option_errors(pg_tikv_tenants.argument_spec(), params)
+    assert errors == [
+        "config[0] (acme).admin_password must be a string, not a list; quote it in YAML so that it is used "
+        "exactly as written",
+        "config[0] (acme).users[0] (app).password must be a string, not a dictionary; quote it in YAML so that it "
+        "is used exactly as written",
+        "config[1] (beta).login_password must be a string, not a number; quote it in YAML so that it is used "
+        "exactly as written",
+    ]
+    assert all(secret not in e for e in errors)
