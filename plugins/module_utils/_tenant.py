@@ -51,6 +51,7 @@ from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import (
     PDUnreachable,
     parse_version,
     pd_name_error,
+    refusals_unproven,
 )
 
 # Module state -> PD keyspace state.
@@ -413,6 +414,7 @@ class _Reconciler:
         self.wrote = False
         self.bootstrap_open = False
         self.sql_hint = ""
+        self.refused_probes = False  # a conclusion rests on a refused test login
         self._session_queries = []
         self.result = {
             "changed": False,
@@ -478,12 +480,26 @@ class _Reconciler:
     def probe(self, user, password):
         sql = self.sql
         try:
-            return sql.probe_login(self.sql_params, self.name, user, password)
+            outcome = sql.probe_login(self.sql_params, self.name, user, password)
+            self.refused_probes = self.refused_probes or outcome == "refused"
+            return outcome
         except sql.ServerUnreachable as exc:
             self.fail("cannot reach pg-tikv to check %r: %s%s" % (sql.login_name(self.name, user), exc,
                                                                   self.sql_hint), "sql_unreachable")
         except sql.SQLClientError as exc:
             self.fail("login test as %r failed: %s" % (sql.login_name(self.name, user), exc), "sql")
+
+    def confirm_refusals(self):
+        """A refused test login means "wrong password" only if PD was up: with
+        PD down pg-tikv refuses every login the same way (reference
+        pg-tikv-server.md §1.4, §1.4a). PD must answer after the SQL checks."""
+        if not self.refused_probes:
+            return
+        problem = refusals_unproven(self.pd)
+        if problem:
+            if self.result.get("fully_provisioned") is not None:
+                self.result["fully_provisioned"] = False
+            self.fail("tenant %r: %s" % (self.name, problem), "pd_unreachable")
 
     def sql_port_error(self):
         """None if pg-tikv's port accepts a TCP connection, else a message."""
@@ -939,7 +955,8 @@ class _Reconciler:
         self.done("verified: %s cannot log in" % ", ".join(order))
 
 
-def reconcile_tenant(pd, sql_params, spec, current=MISSING, check_mode=False, sql=None, session_sink=None):
+def reconcile_tenant(pd, sql_params, spec, current=MISSING, check_mode=False, sql=None, session_sink=None,
+                     confirm_pd=True):
     """Bring one tenant to ``spec``; return the result dict.
 
     ``current``: the keyspace dict if the caller already has it (None = it does
@@ -948,9 +965,15 @@ def reconcile_tenant(pd, sql_params, spec, current=MISSING, check_mode=False, sq
     password was rotated and verified, it receives the still-open session
     (whose owner then closes it) instead of the session being closed.
     Raises TenantError; its ``result`` holds the partial result, including
-    ``progress`` (steps that were completed).
+    ``progress`` (steps that were completed). ``confirm_pd``: when a conclusion
+    rests on a refused test login, ask PD once more at the end (a bulk caller
+    passes False and asks once per run instead).
     """
-    return _Reconciler(pd, sql_params, spec, check_mode, sql, session_sink).run(current)
+    reconciler = _Reconciler(pd, sql_params, spec, check_mode, sql, session_sink)
+    result = reconciler.run(current)
+    if confirm_pd:
+        reconciler.confirm_refusals()
+    return result
 
 
 # ---------------------------------------------------------------------------

@@ -407,3 +407,61 @@ def test_reconciler_names_every_refused_candidate():
     with pytest.raises(t.TenantError) as exc:
         rec.open_session([("admin", "down", "admin with admin_password")], "lock SQL logins")
     assert exc.value.kind == "sql_unreachable"
+
+
+# ---------------------------------------------------------------- PD dies between the PD read and the SQL checks
+
+class RefusingSQL(DownSQL):
+    """Every test login is refused: what pg-tikv answers for an uncached tenant while PD is down."""
+
+    def __init__(self):
+        self.probes = []
+
+    def probe_login(self, sql_params, tenant, user, password):
+        self.probes.append(user)
+        return "refused"
+
+
+class DyingPD(RecordingPD):
+    """Answers the keyspace read, then goes away (or stays, with ``dies=False``)."""
+
+    def __init__(self, keyspace, dies=True):
+        super().__init__(keyspace)
+        self.dies = dies
+        self.requests = []
+
+    def request(self, method, path, **kwargs):
+        self.requests.append((method, path))
+        if self.dies:
+            raise t.PDUnreachable("PD is unreachable for %s %s; tried: http://pd:1 (connection refused)"
+                                  % (method, path), [("http://pd:1", "connection refused")])
+        return {"version": "v8.5.0"}
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_pd_gone_after_the_pd_read_is_never_unchanged_or_verified(check_mode):
+    """admin/admin refused normally means "rotated"; with PD down pg-tikv
+    refuses it anyway (reference §1.4a), so the task must fail, not report
+    changed=false / fully_provisioned."""
+    sql = RefusingSQL()
+    pd = DyingPD(ks("ENABLED"))
+    with pytest.raises(t.TenantError) as exc:
+        t.reconcile_tenant(pd, {}, t.TenantSpec(name="acme_corp"), check_mode=check_mode, sql=sql)
+    assert exc.value.kind == "pd_unreachable"
+    assert "PD stopped answering after the SQL checks" in str(exc.value) and "NOT verified" in str(exc.value)
+    assert exc.value.result["fully_provisioned"] is False
+    assert sql.probes == ["admin"] and pd.requests == [("GET", "/pd/api/v1/version")]
+
+
+def test_refused_probe_is_trusted_when_pd_still_answers():
+    pd = DyingPD(ks("ENABLED"), dies=False)
+    result = t.reconcile_tenant(pd, {}, t.TenantSpec(name="acme_corp"), sql=RefusingSQL())
+    assert result["changed"] is False and result["fully_provisioned"] is True
+    assert pd.requests == [("GET", "/pd/api/v1/version")]
+
+
+def test_no_refusal_no_extra_pd_request():
+    pd = DyingPD(ks("ENABLED"))
+    t.reconcile_tenant(pd, {}, t.TenantSpec(name="acme_corp", state="disabled", lock_users=[]), check_mode=True,
+                       sql=NoSQL())
+    assert pd.requests == []
