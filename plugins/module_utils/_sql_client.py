@@ -144,6 +144,26 @@ def plain_literal(value):
     return "'" + value.replace("'", "''") + "'"
 
 
+_TEXT_BOOLS = {"t": True, "true": True, "on": True, "1": True, "yes": True,
+               "f": False, "false": False, "off": False, "0": False, "no": False}
+
+
+def sql_bool(value):
+    """A boolean result value, whatever type the server gave the column.
+
+    pg-tikv types result columns from the first row (reference
+    pg-tikv-server.md §3.6a), and a server may send a bool column as text:
+    then the driver returns ``'f'``, which ``bool()`` would read as True.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value != 0
+    if isinstance(value, str) and value.strip().lower() in _TEXT_BOOLS:
+        return _TEXT_BOOLS[value.strip().lower()]
+    raise SQLClientError("the server returned %r where a boolean was expected" % (value,))
+
+
 def escape_literal(value):
     """``E'...'`` literal (backslashes and quotes doubled): PostgreSQL only, any setting."""
     if "\x00" in value:
@@ -683,7 +703,7 @@ class TenantSession:
         if not rows:
             return None
         r = rows[0]
-        return dict(login=bool(r[0]), superuser=bool(r[1]), createdb=bool(r[2]), createrole=bool(r[3]),
+        return dict(login=sql_bool(r[0]), superuser=sql_bool(r[1]), createdb=sql_bool(r[2]), createrole=sql_bool(r[3]),
                     conn_limit=int(r[4]))
 
     def list_roles(self):
@@ -694,8 +714,8 @@ class TenantSession:
             "SELECT rolname, rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolconnlimit, "
             "rolvaliduntil IS NOT NULL FROM pg_catalog.pg_roles ORDER BY rolname",
             fetch=True, what="role listing")
-        return [dict(name=r[0], login=bool(r[1]), superuser=bool(r[2]), createdb=bool(r[3]),
-                     createrole=bool(r[4]), conn_limit=int(r[5]), valid_until_set=bool(r[6])) for r in rows]
+        return [dict(name=r[0], login=sql_bool(r[1]), superuser=sql_bool(r[2]), createdb=sql_bool(r[3]),
+                     createrole=sql_bool(r[4]), conn_limit=int(r[5]), valid_until_set=sql_bool(r[6])) for r in rows]
 
     def stored_password(self, user):
         """pg_authid.rolpassword (a verifier) or None; raises if unreadable."""

@@ -245,3 +245,16 @@ def test_refused_probe_on_pg_tikv_is_confirmed_by_a_statement(monkeypatch, down)
     else:
         assert session.probe_login("app", "pw") == "refused"
     assert session.ran == ["SELECT 1"]
+
+
+@pytest.mark.parametrize("value,expected", [(True, True), (False, False), ("t", True), ("f", False), ("true", True),
+                                            ("false", False), ("on", True), ("off", False), (1, True), (0, False)])
+def test_sql_bool_never_reads_the_text_f_as_true(value, expected):
+    """§3.6a: a bool column may come typed (False) or as text ('f'); bool('f') would be True."""
+    assert c.sql_bool(value) is expected
+
+
+@pytest.mark.parametrize("value", [None, "maybe", 2.5])
+def test_sql_bool_refuses_what_is_not_a_boolean(value):
+    with pytest.raises(c.SQLClientError):
+        c.sql_bool(value)
