@@ -347,13 +347,13 @@ def pd_name_max_length(version):
     return None
 
 
-PD_NAME_PATTERN = re.compile(r"^[-A-Za-z0-9_]+$")
+PD_NAME_PATTERN = re.compile(r"[-A-Za-z0-9_]+")  # fullmatch: '$' would accept a trailing newline
 PD_PORTABLE_NAME_LENGTH = 20
 
 
 def pd_name_error(name, version):
     """PD's own naming rule for the connected version (None if fine)."""
-    if not PD_NAME_PATTERN.match(name or ""):
+    if not PD_NAME_PATTERN.fullmatch(name or ""):
         return ("name %r breaks PD's rule: letters, digits, '-' and '_' only" % name)
     limit = pd_name_max_length(version)
     if limit is not None and len(name) > limit:

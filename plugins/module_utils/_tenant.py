@@ -34,6 +34,7 @@ from ansible_collections.pgtikv.cloud.plugins.module_utils._common import (
     BOOTSTRAP_ADMIN_PASSWORD,
     BOOTSTRAP_ADMIN_USER,
     PD_PROTECTED_KEYSPACES,
+    existing_tenant_name_error,
     generate_password,
     password_error,
     sql_params_from,
@@ -253,7 +254,9 @@ def plan_transitions(current, target):
 def validate_spec(spec):
     """Every error of the spec that needs no network (list of messages)."""
     errors = []
-    err = tenant_name_error(spec.name)
+    # Any name PD accepts may be managed once it exists; the creation rule is
+    # applied in create(), before anything is written.
+    err = existing_tenant_name_error(spec.name)
     if err:
         return [err]
     if spec.state not in TARGET_STATES:
@@ -573,6 +576,11 @@ class _Reconciler:
     # -- create ---------------------------------------------------------------
 
     def create(self):
+        err = tenant_name_error(self.name)
+        if err:
+            self.fail("not creating tenant %r: %s. Keyspaces that already exist under other names PD accepts can "
+                      "be managed, but this collection creates only names of that form. Nothing was changed"
+                      % (self.name, err), "validation")
         version_text = self.pd_call("reading PD's version", self.pd.version)
         version = parse_version(version_text)
         self.result["pd_version"] = version_text
@@ -1029,7 +1037,7 @@ def run_tenant_info_module(module):
     params = module.params
     name = params.get("name")
     if name is not None:
-        err = tenant_name_error(name)
+        err = existing_tenant_name_error(name)
         if err:
             module.fail_json(msg=err, changed=False)
     if params.get("page_size") is not None and params["page_size"] < 1:

@@ -398,13 +398,13 @@ def open_session(params, warnings, sql_module=None):
     Every failure is a SQLClientError (or subclass) whose message says what to fix.
     """
     from ansible_collections.pgtikv.cloud.plugins.module_utils import _sql_client as sql
-    from ansible_collections.pgtikv.cloud.plugins.module_utils._common import tenant_name_error
+    from ansible_collections.pgtikv.cloud.plugins.module_utils._common import existing_tenant_name_error
 
     sql = sql_module or sql
     tenant = params.get("tenant") or None
     login_user = params.get("login_user") or BOOTSTRAP_ADMIN_USER
     if tenant is not None:
-        err = tenant_name_error(tenant)
+        err = existing_tenant_name_error(tenant)
         if err:
             raise UserSpecError(err)
         check_tenant_in_pd(params, tenant, warnings)

@@ -27,14 +27,14 @@ def entry(name, **kw):
 def test_validate_fleet_reports_each_bad_entry():
     errors = b.validate_fleet([
         entry("acme_corp", users=[{"name": "app"}, {"name": "app"}]),
-        entry("Bad-Name"),
+        entry("Bad.Name"),
         entry("beta_inc", users=[{"name": "admin"}]),
         entry("gamma_co", admin_password="admin"),
         entry("ok_tenant", users=[{"name": "app", "password": "x" * 12}]),
     ])
-    assert set(errors) == {"acme_corp", "Bad-Name", "beta_inc", "gamma_co"}
+    assert set(errors) == {"acme_corp", "Bad.Name", "beta_inc", "gamma_co"}
     assert "listed more than once" in errors["acme_corp"][0]
-    assert "invalid tenant name" in errors["Bad-Name"][0]
+    assert "invalid tenant name" in errors["Bad.Name"][0]
     assert "managed by the tenant entry" in errors["beta_inc"][0]
     assert "bootstrap password" in errors["gamma_co"][0]
 

@@ -16,20 +16,41 @@ from ansible_collections.pgtikv.cloud.plugins.module_utils import _tenant as t
 # ---------------------------------------------------------------- validation
 
 @pytest.mark.parametrize("name,text", [
-    ("ab", "3-64 characters"),
-    ("a" * 65, "3-64 characters"),
-    ("Acme", "lowercase"),
-    ("acme-corp", "underscore only"),
-    ("acme.corp", "underscore only"),
-    ("acme:corp", "underscore only"),
+    ("acme.corp", "only letters, digits"),
+    ("acme:corp", "only letters, digits"),
+    ("abc\n", "only letters, digits"),  # re.match with '$' would accept the trailing newline
+    ("a b", "only letters, digits"),
     ("DEFAULT", "reserved keyspace"),
-    ("default", "reserved"),
-    ("id", "reserved"),
+    ("SYSTEM", "reserved keyspace"),
     ("", "non-empty"),
 ])
 def test_bad_names(name, text):
+    """Refused for any tenant, existing or not, before any network call."""
     errors = t.validate_spec(t.TenantSpec(name=name))
     assert errors and text in errors[0]
+
+
+@pytest.mark.parametrize("name", ["Upper_T", "acme-corp", "ab", "a" * 65, "default", "id", "x"])
+def test_existing_keyspace_names_pd_accepts_pass_validation(name):
+    """A keyspace created outside the collection (seed CLI, raw PD API) can be managed."""
+    assert t.validate_spec(t.TenantSpec(name=name)) == []
+
+
+@pytest.mark.parametrize("name,text", [
+    ("ab", "3-64 characters"),
+    ("a" * 65, "3-64 characters"),
+    ("Upper_T", "lowercase"),
+    ("acme-corp", "underscore only"),
+    ("default", "reserved"),
+    ("id", "reserved"),
+])
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_creation_rule_is_applied_before_a_create(name, text, check_mode, monkeypatch):
+    monkeypatch.setattr(t._Reconciler, "sql_port_error", lambda self: None)
+    with pytest.raises(t.TenantError) as exc:
+        t.reconcile_tenant(RecordingPD(None), {}, t.TenantSpec(name=name), check_mode=check_mode, sql=NoSQL())
+    assert exc.value.kind == "validation" and text in str(exc.value)
+    assert "Nothing was changed" in str(exc.value) and exc.value.result["changed"] is False
 
 
 def test_good_spec():
