@@ -43,6 +43,7 @@ from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import (
     MAX_PAGE_SIZE,
     PDError,
     pd_client_from_params,
+    refusals_unproven,
 )
 from ansible_collections.pgtikv.cloud.plugins.module_utils._tenant import (
     TARGET_STATES,
@@ -191,7 +192,8 @@ class _TenantRun:
         spec = tenant_spec(self.item)
         try:
             res = reconcile_tenant(self.pd, self.sql_params, spec, current=self.current,
-                                   check_mode=self.check_mode, sql=sql, session_sink=self._keep)
+                                   check_mode=self.check_mode, sql=sql, session_sink=self._keep,
+                                   confirm_pd=False)  # once per run: see _unproven
         except TenantError as exc:
             self._take_tenant_result(exc.result)
             self._fail(exc.message)
@@ -543,6 +545,7 @@ def run_fleet(params, items, state, check_mode, pd=None):
         deadline = started + timeout if timeout else None
         for run, out in zip(runs, _map(lambda r: r.run(), runs, max_workers, deadline)):
             results[run.name] = out
+        _unproven(pd, [results[run.name] for run in runs if not results[run.name].get("failed")])
 
         unlisted = []
         notes = []
@@ -644,6 +647,26 @@ def _override(pd, sql_params, params, items, keyspaces, errors, check_mode, max_
     return _map(disable, candidates, max_workers), notes
 
 
+def _unproven(pd, tenants):
+    """After the SQL work of a run, PD must still answer: while it is down
+    pg-tikv refuses every login like a wrong password (reference
+    pg-tikv-server.md §1.4a), so refused test logins proved nothing. One PD
+    request per run; every tenant result not already failed becomes failed and
+    its verification incomplete."""
+    if not tenants:
+        return
+    problem = refusals_unproven(pd)
+    if not problem:
+        return
+    for out in tenants:
+        verification = out.get("verification")
+        if verification is not None:
+            verification["complete"] = False
+            verification["problems"].append(problem)
+        if "name" in out:
+            out.update(failed=True, status=STATUS_FAILED, msg=problem)
+
+
 def _gather(pd, sql_params, params, items, keyspaces, by_name, verify, max_workers, started):
     listed = {i.get("name"): i for i in items}
     pattern = params.get("managed_pattern")
@@ -675,6 +698,7 @@ def _gather(pd, sql_params, params, items, keyspaces, by_name, verify, max_worke
         for name in missing:
             if name in by_tenant:
                 gathered.append({"name": name, "state": None, "verification": by_tenant[name]})
+        _unproven(pd, [{"verification": v} for v in by_tenant.values()])
         incomplete = [{"name": n, "problems": v["problems"]} for n, v in by_tenant.items() if not v["complete"]]
     out = {"changed": False, "gathered": gathered, "missing": missing, "incomplete": incomplete,
            "pd_requests": _pd_call_counts(pd), "seconds": round(time.monotonic() - started, 3),

@@ -14,11 +14,20 @@ import string
 
 from ansible.module_utils.basic import env_fallback
 
-# The seed CLI's rule (shared/seeds/000: 3-64 characters, lowercase letters,
-# digits, underscore). It is stricter than PD (reference/pd-keyspace-api.md §2
-# also allows '-' and upper case) and never allows '.' or ':', which pg-tikv
-# uses to split '<tenant>.<user>' (reference/pg-tikv-server.md §1.1).
-TENANT_NAME_PATTERN = re.compile(r"^[a-z0-9_]{3,64}$")
+# The rule for tenants this collection CREATES: the seed CLI's documented rule
+# (3-64 characters, lowercase letters, digits, underscore). Stricter than PD
+# and never '.' or ':', which pg-tikv uses to split '<tenant>.<user>'
+# (reference/pg-tikv-server.md §1.1). Always used with fullmatch: re.match
+# with '$' would accept a trailing newline.
+TENANT_NAME_PATTERN = re.compile(r"[a-z0-9_]{3,64}")
+
+# The rule for keyspaces that EXIST already (read, rotate, lock, users): any
+# name PD itself accepts on create, letters, digits, '-' and '_' (unbounded
+# on PD v8.x, at most 20 characters on recent PD; reference/pd-keyspace-api.md
+# §2, pg-tikv-server.md §1.3). Such names never hold '.' or ':'. The seed CLI
+# and plain PD clients create names like 'Upper_T' that the creation rule
+# refuses; their bootstrap admin/admin must still be rotatable.
+PD_KEYSPACE_NAME_PATTERN = re.compile(r"[-A-Za-z0-9_]+")
 
 # Names that are legal by the pattern but must never be managed as tenants:
 # - 'default': pg-tikv's own startup keyspace, used for logins without a
@@ -58,6 +67,24 @@ def tenant_name_error(name):
             "invalid tenant name %r: use 3-64 characters, lowercase letters, digits "
             "and underscore only (e.g. acme_corp)" % name
         )
+    return None
+
+
+def existing_tenant_name_error(name):
+    """Return a human message if ``name`` cannot be an existing tenant, else None.
+
+    Lenient on purpose: a keyspace created outside this collection (seed CLI,
+    raw PD API) may have any name PD accepts, and it can be read, rotated,
+    locked and get users. Only PD's own reserved keyspaces are refused. Creating
+    a tenant still needs :func:`tenant_name_error`.
+    """
+    if not isinstance(name, str) or name == "":
+        return "tenant name must be a non-empty string"
+    if name in PD_PROTECTED_KEYSPACES:
+        return "tenant name %r is PD's reserved keyspace and can never be a tenant" % name
+    if not PD_KEYSPACE_NAME_PATTERN.fullmatch(name):
+        return ("invalid tenant name %r: PD keyspace names have only letters, digits, '-' and '_' (and never '.' "
+                "or ':', which separate tenant and user in a pg-tikv login name)" % name)
     return None
 
 

@@ -515,7 +515,7 @@ def pd_name_max_length(version):
     return None
 
 
-PD_NAME_PATTERN = re.compile(r"^[-A-Za-z0-9_]+$")
+PD_NAME_PATTERN = re.compile(r"[-A-Za-z0-9_]+")  # fullmatch: '$' would accept a trailing newline
 PD_PORTABLE_NAME_LENGTH = 20
 
 
@@ -894,6 +894,24 @@ class PDClient:
             text = data.get("version") if isinstance(data, dict) else None
             self._version = text if parse_version(text) else None
         return self._version
+
+
+# pg-tikv refuses every login with the answer of a wrong password (28P01) while
+# PD is down for a tenant it has not cached (reference/pg-tikv-server.md §1.4,
+# §1.4a), so a refused test login proves something only if PD answered after it.
+REFUSALS_UNPROVEN = (
+    "PD stopped answering after the SQL checks (%s). While PD is down pg-tikv refuses every login with the "
+    "same answer as a wrong password, so the refused test logins of this run prove nothing: the result is NOT "
+    "verified; run again when PD answers")
+
+
+def refusals_unproven(pd):
+    """None if PD answers now (an uncached request), else REFUSALS_UNPROVEN with the reason."""
+    try:
+        pd.request("GET", VERSION_API)
+    except PDError as exc:
+        return REFUSALS_UNPROVEN % exc
+    return None
 
 
 def pd_client_from_params(params, **kwargs):

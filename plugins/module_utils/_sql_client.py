@@ -70,6 +70,12 @@ class ServerUnreachable(SQLClientError):
     """No answer from the SQL endpoint (refused, timeout, DNS, dropped connection)."""
 
 
+class BackendUnavailable(ServerUnreachable):
+    """The SQL server answers but cannot reach its storage: pg-tikv needs a
+    timestamp from PD for every login and statement (reference
+    pg-tikv-server.md §1.4a), so with PD down it fails them with XX000."""
+
+
 class LoginRefused(SQLClientError):
     """28P01: wrong password or unknown user (on pg-tikv also: tenant missing in PD, §1.4/§2.5)."""
 
@@ -136,6 +142,26 @@ def plain_literal(value):
     if "\x00" in value:
         raise ValueError("a string literal must not contain NUL")
     return "'" + value.replace("'", "''") + "'"
+
+
+_TEXT_BOOLS = {"t": True, "true": True, "on": True, "1": True, "yes": True,
+               "f": False, "false": False, "off": False, "0": False, "no": False}
+
+
+def sql_bool(value):
+    """A boolean result value, whatever type the server gave the column.
+
+    pg-tikv types result columns from the first row (reference
+    pg-tikv-server.md §3.6a), and a server may send a bool column as text:
+    then the driver returns ``'f'``, which ``bool()`` would read as True.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value != 0
+    if isinstance(value, str) and value.strip().lower() in _TEXT_BOOLS:
+        return _TEXT_BOOLS[value.strip().lower()]
+    raise SQLClientError("the server returned %r where a boolean was expected" % (value,))
 
 
 def escape_literal(value):
@@ -264,6 +290,10 @@ def verify_password(stored, password, user):
 
 # ---- login error classification ----
 
+# pg-tikv's FATAL XX000 login texts when its storage fails (§2.5, §1.4a).
+_STORAGE_PATTERNS = ("failed to begin transaction", "failed to bootstrap auth", "failed to get client from pool",
+                     "failed to commit")
+
 _UNREACHABLE_PATTERNS = (
     "could not connect", "connection refused", "timeout expired", "timed out",
     "could not translate host name", "name or service not known", "no route to host",
@@ -284,7 +314,7 @@ def _strip_libpq_prefix(text):
 
 
 def classify_login_error(text, sqlstate=None):
-    """Map a connect-time error to 'refused' | 'nologin' | 'unreachable' | 'tls' | 'hba' | 'other'.
+    """Map a connect-time error to 'refused' | 'nologin' | 'storage' | 'unreachable' | 'tls' | 'hba' | 'other'.
 
     psycopg2 usually has no pgcode at connect time, so the message text decides;
     both servers' wordings are covered (reference/pg-tikv-server.md §2.5):
@@ -296,6 +326,8 @@ def classify_login_error(text, sqlstate=None):
     low = (text or "").lower()
     if "not permitted to log in" in low:
         return "nologin"
+    if any(p in low for p in _STORAGE_PATTERNS):
+        return "storage"
     if sqlstate == "28P01" or "password authentication failed" in low or "no password supplied" in low:
         return "refused"
     if "pg_hba.conf" in low:
@@ -391,6 +423,10 @@ def _raw_connect(sql_params, tenant, user, password):
             err = LoginNotPermitted(
                 "login as %r to %s is not permitted: the role exists but has NOLOGIN [%s]" % (who, where, raw),
                 server_message=raw, sqlstate=code)
+        elif kind == "storage":
+            err = BackendUnavailable(
+                "pg-tikv at %s answers but cannot serve %r: its storage (PD/TiKV) is unavailable; pg-tikv needs "
+                "PD for every login and statement [%s]" % (where, who, raw), server_message=raw, sqlstate=code)
         elif kind == "unreachable":
             err = ServerUnreachable("cannot reach the SQL server at %s: %s" % (where, raw),
                                     server_message=raw, sqlstate=code)
@@ -701,7 +737,7 @@ class TenantSession:
         if not rows:
             return None
         r = rows[0]
-        return dict(login=bool(r[0]), superuser=bool(r[1]), createdb=bool(r[2]), createrole=bool(r[3]),
+        return dict(login=sql_bool(r[0]), superuser=sql_bool(r[1]), createdb=sql_bool(r[2]), createrole=sql_bool(r[3]),
                     conn_limit=int(r[4]))
 
     def list_roles(self):
@@ -712,8 +748,8 @@ class TenantSession:
             "SELECT rolname, rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolconnlimit, "
             "rolvaliduntil IS NOT NULL FROM pg_catalog.pg_roles ORDER BY rolname",
             fetch=True, what="role listing")
-        return [dict(name=r[0], login=bool(r[1]), superuser=bool(r[2]), createdb=bool(r[3]),
-                     createrole=bool(r[4]), conn_limit=int(r[5]), valid_until_set=bool(r[6])) for r in rows]
+        return [dict(name=r[0], login=sql_bool(r[1]), superuser=sql_bool(r[2]), createdb=sql_bool(r[3]),
+                     createrole=sql_bool(r[4]), conn_limit=int(r[5]), valid_until_set=sql_bool(r[6])) for r in rows]
 
     def stored_password(self, user):
         """pg_authid.rolpassword (a verifier) or None; raises if unreadable."""
@@ -766,7 +802,13 @@ class TenantSession:
                 "cannot test a login for %r without a tenant: pg-tikv would read the part before '.' or ':' "
                 "as the tenant; set tenant" % user)
         self.add_secret(password)
-        return probe_login(self.sql_params, self.tenant, user, password)
+        outcome = probe_login(self.sql_params, self.tenant, user, password)
+        if outcome == "refused" and not self.has_role_catalog:
+            # With PD down pg-tikv refuses every login to a tenant it has not
+            # cached, like a wrong password (reference pg-tikv-server.md §1.4a):
+            # a statement, which needs a timestamp from PD, proves PD was up.
+            self.execute("SELECT 1", what="check that pg-tikv still reaches PD", record=False)
+        return outcome
 
     # ---- role writes ----
 

@@ -33,6 +33,7 @@ from ansible_collections.pgtikv.cloud.plugins.module_utils._common import (
     BOOTSTRAP_ADMIN_PASSWORD,
     BOOTSTRAP_ADMIN_USER,
     PD_PROTECTED_KEYSPACES,
+    existing_tenant_name_error,
     generate_password,
     password_error,
     sql_params_from,
@@ -51,6 +52,7 @@ from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import (
     config_size_error,
     parse_version,
     pd_name_error,
+    refusals_unproven,
 )
 
 # Module state -> PD keyspace state.
@@ -262,7 +264,9 @@ def plan_transitions(current, target):
 def validate_spec(spec):
     """Every error of the spec that needs no network (list of messages)."""
     errors = []
-    err = tenant_name_error(spec.name)
+    # Any name PD accepts may be managed once it exists; the creation rule is
+    # applied in create(), before anything is written.
+    err = existing_tenant_name_error(spec.name)
     if err:
         return [err]
     if spec.state not in TARGET_STATES:
@@ -433,6 +437,7 @@ class _Reconciler:
         # may have committed it. The password is then kept in the result.
         self.password_maybe_applied = False
         self.sql_hint = ""
+        self.refused_probes = False  # a conclusion rests on a refused test login
         self._session_queries = []
         self.result = {
             "changed": False,
@@ -499,12 +504,26 @@ class _Reconciler:
     def probe(self, user, password):
         sql = self.sql
         try:
-            return sql.probe_login(self.sql_params, self.name, user, password)
+            outcome = sql.probe_login(self.sql_params, self.name, user, password)
+            self.refused_probes = self.refused_probes or outcome == "refused"
+            return outcome
         except sql.ServerUnreachable as exc:
             self.fail("cannot reach pg-tikv to check %r: %s%s" % (sql.login_name(self.name, user), exc,
                                                                   self.sql_hint), "sql_unreachable")
         except sql.SQLClientError as exc:
             self.fail("login test as %r failed: %s" % (sql.login_name(self.name, user), exc), "sql")
+
+    def confirm_refusals(self):
+        """A refused test login means "wrong password" only if PD was up: with
+        PD down pg-tikv refuses every login the same way (reference
+        pg-tikv-server.md §1.4, §1.4a). PD must answer after the SQL checks."""
+        if not self.refused_probes:
+            return
+        problem = refusals_unproven(self.pd)
+        if problem:
+            if self.result.get("fully_provisioned") is not None:
+                self.result["fully_provisioned"] = False
+            self.fail("tenant %r: %s" % (self.name, problem), "pd_unreachable")
 
     def sql_port_error(self):
         """None if pg-tikv answers the protocol's startup (up to its password
@@ -592,6 +611,11 @@ class _Reconciler:
     # -- create ---------------------------------------------------------------
 
     def create(self):
+        err = tenant_name_error(self.name)
+        if err:
+            self.fail("not creating tenant %r: %s. Keyspaces that already exist under other names PD accepts can "
+                      "be managed, but this collection creates only names of that form. Nothing was changed"
+                      % (self.name, err), "validation")
         version_text = self.pd_call("reading PD's version", self.pd.version)
         version = parse_version(version_text)
         self.result["pd_version"] = version_text
@@ -1004,7 +1028,8 @@ class _Reconciler:
         self.done("verified: %s cannot log in" % ", ".join(order))
 
 
-def reconcile_tenant(pd, sql_params, spec, current=MISSING, check_mode=False, sql=None, session_sink=None):
+def reconcile_tenant(pd, sql_params, spec, current=MISSING, check_mode=False, sql=None, session_sink=None,
+                     confirm_pd=True):
     """Bring one tenant to ``spec``; return the result dict.
 
     ``current``: the keyspace dict if the caller already has it (None = it does
@@ -1013,9 +1038,15 @@ def reconcile_tenant(pd, sql_params, spec, current=MISSING, check_mode=False, sq
     password was rotated and verified, it receives the still-open session
     (whose owner then closes it) instead of the session being closed.
     Raises TenantError; its ``result`` holds the partial result, including
-    ``progress`` (steps that were completed).
+    ``progress`` (steps that were completed). ``confirm_pd``: when a conclusion
+    rests on a refused test login, ask PD once more at the end (a bulk caller
+    passes False and asks once per run instead).
     """
-    return _Reconciler(pd, sql_params, spec, check_mode, sql, session_sink).run(current)
+    reconciler = _Reconciler(pd, sql_params, spec, check_mode, sql, session_sink)
+    result = reconciler.run(current)
+    if confirm_pd:
+        reconciler.confirm_refusals()
+    return result
 
 
 # ---------------------------------------------------------------------------
@@ -1071,7 +1102,7 @@ def run_tenant_info_module(module):
     params = module.params
     name = params.get("name")
     if name is not None:
-        err = tenant_name_error(name)
+        err = existing_tenant_name_error(name)
         if err:
             module.fail_json(msg=err, changed=False)
     if params.get("page_size") is not None and params["page_size"] < 1:

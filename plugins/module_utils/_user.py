@@ -120,6 +120,16 @@ ADMIN_DROP_MESSAGE = (
     "creating another superuser, or rotate its password." % BOOTSTRAP_ADMIN_USER)
 
 
+# pg-tikv parses CONNECTION LIMIT with sqlparser 0.40's number literal, so
+# "-1" is a parse error (`Expected a value, found: -`), and it never enforces
+# the limit (reference pg-tikv-server.md §2.6, §3.1, §3.2). "No limit" has no
+# spelling there: refused before anything is sent.
+NO_LIMIT_WITHOUT_CATALOG = (
+    "conn_limit: -1 (no limit) cannot be sent to this server: it has no role catalog (pg-tikv), whose CONNECTION "
+    "LIMIT accepts only a number 0 or more and which never enforces connection limits. Leave conn_limit unset "
+    "for no limit. Nothing was changed")
+
+
 def _state_dict(exists, attrs=None, password=None):
     if not exists:
         return {"state": "absent"}
@@ -149,6 +159,8 @@ def reconcile_user(session, spec, check_mode=False, verify=True):
                password_changed=False, queries=[], warnings=[], unverifiable_attributes=[],
                password_verified=None, password_proven=False)
     catalog = session.has_role_catalog
+    if spec.state == "present" and spec.conn_limit == -1 and not catalog:
+        raise UserSpecError(NO_LIMIT_WITHOUT_CATALOG)
 
     if spec.state == "absent":
         if is_protected_admin(session, name):
@@ -195,12 +207,17 @@ def _create(session, spec, check_mode, verify, res):
     if check_mode:
         res["password_generated"] = generated
         return res
+    writes_before = len(session.writes)
     try:
         session.run_plan(plan)
     except SQLClientError as e:
         if getattr(e, "kind", None) == "exists":
             raise SQLClientError("user %r was created by someone else while this task ran (%s); run again"
                                  % (name, e)) from None
+        if len(session.writes) > writes_before:
+            # The CREATE ROLE went through but a later statement of the same
+            # create did not: never leave a half-created user behind.
+            _undo_create(session, name, e)
         raise
     if generated:
         res["generated_password"] = password
@@ -209,6 +226,19 @@ def _create(session, spec, check_mode, verify, res):
         res["password_verified"] = _verify_password(session, name, password, res)
         res["password_proven"] = res["password_verified"] is True
     return res
+
+
+def _undo_create(session, name, error):
+    """Drop the user this task just created, then raise what happened."""
+    try:
+        session.drop_role(name)
+    except SQLClientError as drop_error:
+        raise SQLClientError(
+            "user %r was created but completing it failed (%s), and dropping it again failed too (%s): it exists "
+            "half-created; drop it, or run the task again with unverifiable_attributes: apply to complete it"
+            % (name, error, drop_error)) from None
+    raise SQLClientError("creating user %r failed after its CREATE ROLE (%s); the new user was dropped again, so "
+                         "nothing was left half-created" % (name, error)) from None
 
 
 def _update(session, spec, check_mode, verify, res):
@@ -372,13 +402,13 @@ def open_session(params, warnings, sql_module=None):
     Every failure is a SQLClientError (or subclass) whose message says what to fix.
     """
     from ansible_collections.pgtikv.cloud.plugins.module_utils import _sql_client as sql
-    from ansible_collections.pgtikv.cloud.plugins.module_utils._common import tenant_name_error
+    from ansible_collections.pgtikv.cloud.plugins.module_utils._common import existing_tenant_name_error
 
     sql = sql_module or sql
     tenant = params.get("tenant") or None
     login_user = params.get("login_user") or BOOTSTRAP_ADMIN_USER
     if tenant is not None:
-        err = tenant_name_error(tenant)
+        err = existing_tenant_name_error(tenant)
         if err:
             raise UserSpecError(err)
         check_tenant_in_pd(params, tenant, warnings)

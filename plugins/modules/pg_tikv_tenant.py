@@ -23,10 +23,14 @@ author:
 options:
   name:
     description:
-      - Tenant (keyspace) name. 3-64 characters, lowercase letters, digits and underscore (the pg-tikv admin CLI's
-        rule); checked before any network call.
-      - PD's own rule for the connected version is checked before a create (PD v26.3 and later allow at most
-        20 characters). PD's reserved C(DEFAULT), pg-tikv's startup keyspace C(default) and C(id) are refused.
+      - Tenant (keyspace) name.
+      - A keyspace that already exists may have any name PD accepts (letters, digits, C(-) and C(_)), for example
+        one created by the seed CLI or the PD API; it can be read, rotated and locked. PD's reserved C(DEFAULT) is
+        refused.
+      - A new tenant is created only with 3-64 characters, lowercase letters, digits and underscore (the pg-tikv
+        admin CLI's rule), and never as pg-tikv's startup keyspace C(default) or C(id); otherwise the module fails
+        before anything is written. PD's own rule for the connected version is checked too (PD v26.3 and later
+        allow at most 20 characters).
     type: str
     required: true
   state:

@@ -18,8 +18,8 @@ options:
   name:
     description:
       - Get only this tenant (one GET). Without it, all keyspaces are listed.
-      - The same naming rule as M(pgtikv.cloud.pg_tikv_tenant) applies; use O(name_pattern) to find keyspaces
-        created outside this collection with other names.
+      - Any keyspace name PD accepts (letters, digits, C(-) and C(_)), also for keyspaces created outside this
+        collection. PD's reserved C(DEFAULT) is refused.
     type: str
   states:
     description: Return only tenants in these states. All states by default (TOMBSTONE included).

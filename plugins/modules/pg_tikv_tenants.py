@@ -32,7 +32,11 @@ options:
     default: []
     suboptions:
       name:
-        description: Tenant name (PD keyspace name). 3-64 characters, lowercase letters, digits and underscore.
+        description:
+          - Tenant name (PD keyspace name). A new tenant is created only with 3-64 characters, lowercase letters,
+            digits and underscore.
+          - An existing keyspace may have any name PD accepts (letters, digits, C(-) and C(_)), for example one
+            created by the seed CLI; it is managed like any other tenant.
         type: str
         required: true
       state:
@@ -126,7 +130,7 @@ options:
             description: C(CREATEROLE). Not readable on pg-tikv.
             type: bool
           conn_limit:
-            description: C(CONNECTION LIMIT). Not readable on pg-tikv.
+            description: C(CONNECTION LIMIT). Not readable on pg-tikv, where only V(0) or more is accepted (V(-1) is refused before anything is sent).
             type: int
           unverifiable_attributes:
             description: Overrides O(unverifiable_attributes) for this user.

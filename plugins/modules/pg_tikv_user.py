@@ -93,8 +93,9 @@ options:
     type: bool
   conn_limit:
     description:
-      - C(CONNECTION LIMIT). V(-1) means no limit.
-      - pg-tikv stores it but never checks it, and cannot read it back.
+      - C(CONNECTION LIMIT). V(-1) means no limit on PostgreSQL.
+      - pg-tikv stores it but never checks it, and cannot read it back. pg-tikv accepts only V(0) or more, so
+        V(-1) is refused there before anything is sent; leave it unset for no limit.
     type: int
   unverifiable_attributes:
     description:

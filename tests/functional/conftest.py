@@ -345,6 +345,30 @@ def pg_connect(port, user, password, autocommit=True, sslmode="disable", **kwarg
     return conn
 
 
+# ------------------------------------------------------------- PD outage (§1.4a)
+
+
+def outage_statements_fail(conn):
+    """With PD down, statements on a session opened before (which created the
+    role ``before_outage``) fail with ERROR XX000 ``Failed to begin
+    transaction: ...``, a read, a probe and a write alike (reference §1.4a)."""
+    for sql in ("SELECT 1", "ALTER ROLE before_outage RESET ALL", "CREATE ROLE during_outage"):
+        with pytest.raises(psycopg2.Error) as info:
+            conn.cursor().execute(sql)
+        assert (info.value.diag.severity, info.value.pgcode) == ("ERROR", "XX000"), sql
+        assert info.value.diag.message_primary.startswith("Failed to begin transaction: ")
+
+
+def outage_session_works_again(conn):
+    """PD is back: the same session works without a reconnect, and the write
+    attempted during the outage never happened (reference §1.4a)."""
+    cur = conn.cursor()
+    cur.execute("ALTER ROLE before_outage RESET ALL")
+    with pytest.raises(psycopg2.Error) as info:
+        cur.execute("ALTER ROLE during_outage RESET ALL")
+    assert info.value.diag.message_primary == "Role 'during_outage' does not exist"
+
+
 @pytest.fixture(scope="session")
 def helpers():
     """The module-level helpers of this conftest, for test modules."""
@@ -352,7 +376,8 @@ def helpers():
         unique_name=unique_name, pd_create_keyspace=pd_create_keyspace, pd_get_keyspace=pd_get_keyspace,
         pd_set_state=pd_set_state, run_psql=run_psql, RawPg=RawPg, raw_login=raw_login,
         parse_error_fields=parse_error_fields, free_port=free_port, pg_connect=pg_connect,
-        DoubleProcess=DoubleProcess)
+        DoubleProcess=DoubleProcess, outage_statements_fail=outage_statements_fail,
+        outage_session_works_again=outage_session_works_again)
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ import glob
 import hashlib
 import json
 import os
+import socket
 import struct
 from contextlib import closing
 
@@ -71,7 +72,7 @@ def test_wrong_password_and_unknown_user_are_fatal_28p01(double, keyspace, helpe
     ``Password authentication failed for user "<user>"`` (capital P)."""
     for user, password in (("admin", "wrong"), ("ghost", "admin")):
         res = helpers.raw_login(double.port, "%s.%s" % (keyspace, user), password)
-        assert res["error"] == {"S": "FATAL", "V": "FATAL", "C": "28P01", "M": LOGIN_FAILED % user}
+        assert res["error"] == {"S": "FATAL", "C": "28P01", "M": LOGIN_FAILED % user}
         with pytest.raises(psycopg2.OperationalError, match=LOGIN_FAILED % user):
             helpers.pg_connect(double.port, "%s.%s" % (keyspace, user), password)
 
@@ -125,7 +126,7 @@ def test_nologin_refused_before_the_password_is_checked(double, keyspace, helper
     _admin_exec(helpers, double.port, keyspace, "CREATE ROLE nolo PASSWORD 'right'")
     for password in ("right", "wrong"):
         res = helpers.raw_login(double.port, keyspace + ".nolo", password)
-        assert res["error"] == {"S": "FATAL", "V": "FATAL", "C": "XX000", "M": NOT_PERMITTED % "nolo"}
+        assert res["error"] == {"S": "FATAL", "C": "XX000", "M": NOT_PERMITTED % "nolo"}
     psql = helpers.run_psql(double.port, keyspace + ".nolo", "right", "SELECT 1")
     assert "FATAL:  " + NOT_PERMITTED % "nolo" in psql.stderr
     _admin_exec(helpers, double.port, keyspace, "ALTER ROLE nolo LOGIN")
@@ -184,3 +185,28 @@ def test_psycopg2_quoting_doubles_backslashes_in_passwords(double, keyspace, hel
         assert cur.query == b"CREATE ROLE bs LOGIN PASSWORD 'a\\\\b'"
     assert helpers.raw_login(double.port, keyspace + ".bs", "a\\b")["error"]["C"] == "28P01"
     assert helpers.raw_login(double.port, keyspace + ".bs", "a\\\\b")["error"] is None
+
+
+@pytest.mark.parametrize("request_code, extra", [(80877104, b""), (80877102, b"\x00\x00\x10\x00\x12\x34\x56\x78")],
+                         ids=["GSSENCRequest", "CancelRequest"])
+def test_gssenc_and_cancel_requests_drop_the_connection(request_code, extra, double):
+    """§3.6a: pgwire 0.28 answers neither: no ``N`` to GSSENCRequest, nothing
+    to CancelRequest; the server closes the connection."""
+    with socket.create_connection(("127.0.0.1", double.port), timeout=10) as sock:
+        body = struct.pack("!i", request_code) + extra
+        sock.sendall(struct.pack("!i", len(body) + 4) + body)
+        assert sock.recv(16) == b""
+
+
+def test_error_response_carries_only_s_c_m(double, keyspace, helpers):
+    """§3.6a: ErrorResponse fields are S, C and M only (no V, detail, hint,
+    position), for login failures and statement errors alike."""
+    assert set(helpers.raw_login(double.port, keyspace + ".admin", "wrong")["error"]) == {"S", "C", "M"}
+    client = helpers.RawPg(double.port)
+    try:
+        assert client.login({"user": keyspace + ".admin", "database": "postgres"}, "admin")["error"] is None
+        out = client.query("DROP ROLE nobody")
+    finally:
+        client.close()
+    fields = helpers.parse_error_fields(dict(out)[b"E"])
+    assert fields == {"S": "ERROR", "C": "XX000", "M": "Role 'nobody' does not exist"}

@@ -17,6 +17,7 @@ import ctypes.util
 import pytest
 
 OID_INT4, OID_TEXT, OID_UNKNOWN = 23, 25, 705
+OID_JSON, OID_UUID, OID_NUMERIC, OID_DATE, OID_VARCHAR = 114, 2950, 1700, 1082, 1043
 PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_FATAL_ERROR = 1, 2, 7
 
 
@@ -48,6 +49,7 @@ class LibPQ:
                 ("PQnfields", i, [vp]), ("PQfname", cp, [vp, i]), ("PQftype", ctypes.c_uint, [vp, i]),
                 ("PQnparams", i, [vp]), ("PQparamtype", ctypes.c_uint, [vp, i]),
                 ("PQntuples", i, [vp]), ("PQgetvalue", cp, [vp, i, i]), ("PQcmdStatus", cp, [vp]),
+                ("PQgetisnull", i, [vp, i, i]),
                 ("PQclear", None, [vp])):
             fn = getattr(lib, name)
             fn.restype, fn.argtypes = res, args
@@ -144,11 +146,45 @@ def test_substitution_is_a_plain_string_replace(libpq, pq):
     assert res["message"].startswith("SQL parse error: sql parser error: Expected end of statement, found: zz")
 
 
-def test_identifiers_cannot_be_parameters(libpq, pq):
-    """§3.6: ``CREATE ROLE $1`` becomes ``CREATE ROLE 'bob'``, a parse error."""
-    res = libpq.exec_params(pq, "CREATE ROLE $1", ["bob"])
-    assert (res["status"], res["sqlstate"]) == (PGRES_FATAL_ERROR, "XX000")
-    assert res["message"] == "SQL parse error: sql parser error: Expected identifier, found: 'bob' at Line: 1, Column 13"
+def test_identifier_as_a_parameter_creates_the_role(libpq, pq, double, keyspace, helpers):
+    """§3.6: ``CREATE ROLE $1`` becomes ``CREATE ROLE 'bob'``, which creates
+    ``bob``; ``ALTER ROLE $1`` and ``DROP ROLE $1`` act on it the same way."""
+    res = libpq.exec_params(pq, "CREATE ROLE $1 LOGIN", ["bob"])
+    assert (res["status"], res["cmd"]) == (PGRES_COMMAND_OK, "CREATE ROLE"), res
+    res = libpq.exec_params(pq, "ALTER ROLE $1 PASSWORD 'bobpw'", ["bob"])
+    assert res["cmd"] == "ALTER ROLE", res
+    assert _login(helpers, double, keyspace, "bob", "bobpw") is None
+    assert libpq.exec_params(pq, "DROP ROLE $1", ["bob"])["cmd"] == "DROP ROLE"
+    assert _login(helpers, double, keyspace, "bob", "bobpw")["C"] == "28P01"
+
+
+@pytest.mark.parametrize("oid", [OID_JSON, OID_UUID, OID_NUMERIC, OID_DATE])
+def test_parameters_of_other_types_arrive_as_null(oid, libpq, pq, double, keyspace, helpers):
+    """§3.6a: a json/uuid/numeric/... parameter is not decoded as a string:
+    it arrives as NULL. ``SELECT $1`` returns NULL, and ``PASSWORD $1`` is
+    ``PASSWORD NULL``: an empty password on CREATE (§3.5)."""
+    value = {OID_JSON: '{"a": 1}', OID_UUID: "0e2b7a3c-4b8a-4c39-9f37-5f4d0f7f1e11",
+             OID_NUMERIC: "12.5", OID_DATE: "2026-12-04"}[oid]
+    lib = libpq.lib
+    res = lib.PQexecParams(pq, b"SELECT $1", 1, (ctypes.c_uint * 1)(oid), (ctypes.c_char_p * 1)(value.encode()),
+                           None, None, 0)
+    try:
+        assert lib.PQresultStatus(res) == PGRES_TUPLES_OK
+        assert lib.PQntuples(res) == 1 and lib.PQgetisnull(res, 0, 0) == 1
+    finally:
+        lib.PQclear(res)
+    name = "typed_%d" % oid
+    res = libpq.exec_params(pq, 'CREATE ROLE "%s" LOGIN PASSWORD $1' % name, [value], oids=[oid])
+    assert res["cmd"] == "CREATE ROLE", res
+    assert _login(helpers, double, keyspace, name, value)["C"] == "28P01"
+    assert _login(helpers, double, keyspace, name, "") is None
+
+
+@pytest.mark.parametrize("oid", [OID_TEXT, OID_VARCHAR, OID_UNKNOWN])
+def test_text_like_parameters_become_plain_literals(oid, libpq, pq):
+    """§3.6: text, varchar and unknown parameters become ``'...'``."""
+    res = libpq.exec_params(pq, "SELECT $1", ["it's"], oids=[oid])
+    assert res["rows"] == [["it's"]], res
 
 
 def test_describe_gives_parse_oids_and_a_fixed_select_column(libpq, pq):

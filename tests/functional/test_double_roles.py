@@ -168,6 +168,40 @@ def test_quoted_identifiers_unescape_doubled_quotes(tenant):
     assert tenant.login('we"ird name', "wq") is None
 
 
+def test_single_quoted_string_is_a_role_name(tenant):
+    """§3.6: sqlparser 0.40 takes a plain ``'...'`` string as an identifier
+    (``''`` unescaped): CREATE, ALTER and DROP ROLE ``'x'`` act on ``x``."""
+    assert tenant.run("CREATE ROLE 'bob' LOGIN PASSWORD 'b1'") == "CREATE ROLE"
+    assert tenant.exists("bob") and tenant.login("bob", "b1") is None
+    assert tenant.run("ALTER ROLE 'bob' WITH PASSWORD 'b2'") == "ALTER ROLE"
+    assert tenant.login("bob", "b2") is None
+    assert tenant.run("CREATE ROLE 'o''brien'") == "CREATE ROLE"
+    assert tenant.exists("o'brien")
+    assert tenant.run("ALTER ROLE 'bob' RENAME TO 'rob'") == "ALTER ROLE"
+    assert tenant.exists("rob") and not tenant.exists("bob")
+    assert tenant.run("DROP ROLE 'rob', 'o''brien'") == "DROP ROLE"
+    assert not tenant.exists("rob") and not tenant.exists("o'brien")
+    assert tenant.error("DROP ROLE 'rob'")[2] == "Role 'rob' does not exist"
+
+
+def test_end_is_commit(tenant):
+    """§3.6a: ``END`` is COMMIT (sqlparser 0.40 parse_end): EmptyQueryResponse
+    like COMMIT (§3.7), and the open transaction is applied."""
+    conn = tenant.conn
+    raw = tenant.helpers.RawPg(tenant.dbl.port)
+    try:
+        assert raw.login({"user": tenant.ks + ".admin", "database": "postgres"}, "admin")["error"] is None
+        raw.query("BEGIN")
+        raw.query("CREATE ROLE endy")
+        assert not tenant.exists("endy")  # not visible before the commit
+        assert [t for t, _p in raw.query("END")] == [b"I", b"Z"]
+        assert tenant.exists("endy")
+        assert [t for t, _p in raw.query("END WORK")] == [b"I", b"Z"]  # outside a transaction: a no-op
+    finally:
+        raw.close()
+    assert conn.closed == 0
+
+
 def test_plain_literal_unescapes_quotes_and_keeps_backslashes(tenant):
     """§3.5: in ``'...'`` a doubled ``''`` is one quote and backslashes
     are kept literally (standard_conforming_strings=on style)."""
@@ -258,7 +292,7 @@ def test_create_role_list_is_one_transaction(tenant):
     ("GRANT CONNECT ON DATABASE postgres TO u", "Expected TO, found: postgres at Line: 1, Column 27"),
     ("CREATE ROLE u CONNECTION LIMIT -1", "Expected a value, found: - at Line: 1, Column 32"),
     ("CREATE ROLE u PASSWORD secret", "Expected a concrete value, found: secret at Line: 1, Column 24"),
-    ("CREATE ROLE 'u'", "Expected identifier, found: 'u' at Line: 1, Column 13"),
+    ("CREATE ROLE E'u'", "Expected identifier, found: E'u' at Line: 1, Column 13"),
     ("ALTER ROLE u", "Expected option, found: EOF"),
     ("CREATE ROLE u PASSWORD 'unterminated", "Unterminated string literal at Line: 1, Column 24"),
 ])

@@ -38,7 +38,7 @@ def test_must_show_version_only_once_keyspace_exists(which, double, stack_env, p
     assert before.returncode != 0, before.stdout
     assert "FATAL:  " + LOGIN_FAILED % "admin" in before.stderr
     raw = helpers.raw_login(port, ks + ".admin", "admin")
-    assert raw["error"] == {"S": "FATAL", "V": "FATAL", "C": "28P01", "M": LOGIN_FAILED % "admin"}
+    assert raw["error"] == {"S": "FATAL", "C": "28P01", "M": LOGIN_FAILED % "admin"}
 
     helpers.pd_create_keyspace(pd_url, ks)
 
@@ -166,6 +166,7 @@ class _Proxy:
         self.listener.listen(64)
         self.port = self.listener.getsockname()[1]
         self.running = True
+        self.paused = False
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -174,6 +175,9 @@ class _Proxy:
                 client, _ignored = self.listener.accept()
             except OSError:
                 return
+            if self.paused:  # PD "down": accept, then hang up without an answer
+                client.close()
+                continue
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
             except OSError:
@@ -208,23 +212,37 @@ class _Proxy:
         self.listener.close()
 
 
-def test_unreachable_pd_gives_28p01_but_cached_tenants_keep_working(double_factory, pd_url, make_keyspace, helpers):
-    """§1.4, §1.5: with PD unreachable, a login to a not-yet-cached
-    tenant fails exactly like a wrong password (FATAL 28P01); a tenant whose
-    client is cached (found before) keeps accepting logins."""
+def test_unreachable_pd_fails_uncached_and_cached_tenants_alike(double_factory, pd_url, make_keyspace, helpers):
+    """§1.4a (with §1.4, §2.5): with PD unreachable, a login to a not-yet-cached
+    tenant fails like a wrong password (FATAL 28P01); a login to a cached
+    tenant fails with FATAL XX000 ``Failed to begin transaction: ...`` (no
+    cache serves it); a statement on a session opened before fails with
+    ERROR XX000. When PD answers again, the same session and new logins
+    work without a restart of the server."""
     host, port = pd_url.split("://", 1)[1].rsplit(":", 1)
     proxy = _Proxy(host, int(port))
     try:
         dbl = double_factory("--pd-endpoints", "127.0.0.1:%d" % proxy.port, name="double-pdproxy")
         cached, uncached = make_keyspace("cach"), make_keyspace("unca")
         assert helpers.raw_login(dbl.port, cached + ".admin", "admin")["error"] is None
+        with closing(helpers.pg_connect(dbl.port, cached + ".admin", "admin")) as conn:
+            conn.cursor().execute("CREATE ROLE before_outage")
+            proxy.paused = True
+            res = helpers.raw_login(dbl.port, uncached + ".admin", "admin")
+            assert res["error"] == {"S": "FATAL", "C": "28P01", "M": LOGIN_FAILED % "admin"}
+            psql = helpers.run_psql(dbl.port, uncached + ".admin", "admin", "SELECT 1")
+            assert 'FATAL:  Password authentication failed for user "admin"' in psql.stderr
+            res = helpers.raw_login(dbl.port, cached + ".admin", "admin")
+            assert (res["error"]["S"], res["error"]["C"]) == ("FATAL", "XX000"), res
+            assert res["error"]["M"].startswith("Failed to begin transaction: ")
+            assert res["auth_request"] == 3  # refused after the password, like every login failure
+            helpers.outage_statements_fail(conn)
+            proxy.paused = False
+            helpers.outage_session_works_again(conn)
+        assert helpers.raw_login(dbl.port, cached + ".admin", "admin")["error"] is None
+        assert helpers.raw_login(dbl.port, uncached + ".admin", "admin")["error"] is None
     finally:
         proxy.stop()
-    res = helpers.raw_login(dbl.port, uncached + ".admin", "admin")
-    assert res["error"] == {"S": "FATAL", "V": "FATAL", "C": "28P01", "M": LOGIN_FAILED % "admin"}
-    psql = helpers.run_psql(dbl.port, uncached + ".admin", "admin", "SELECT 1")
-    assert 'FATAL:  Password authentication failed for user "admin"' in psql.stderr
-    assert helpers.raw_login(dbl.port, cached + ".admin", "admin")["error"] is None
     assert "Failed to connect to TiKV for tenant '%s'" % uncached in dbl.log_text()
 
 

@@ -216,23 +216,49 @@ def test_no_role_catalog(sql, table, admin):
     assert (info.value.pgcode, info.value.diag.message_primary) == ("XX000", "Table '%s' not found" % table)
 
 
-@pytest.mark.parametrize("sql, value", [
-    ("SELECT version()", "PostgreSQL 15.0 (pg-tikv)"),
-    ("SELECT 1", "1"),
-    ("SELECT current_user", "postgres"),
-    ("SELECT session_user", "postgres"),
-    ("SELECT user", "postgres"),
-    ("select CURRENT_USER;", "postgres"),
-    ("SELECT current_database()", "postgres"),
-    ("SELECT current_schema()", "public"),
-    ("SELECT pg_is_in_recovery()", "f"),
+@pytest.mark.parametrize("sql, value, oid", [
+    ("SELECT version()", "PostgreSQL 15.0 (pg-tikv)", 25),
+    ("SELECT 1", 1, 23),
+    ("SELECT 3000000000", 3000000000, 20),
+    ("SELECT 1.5", 1.5, 701),
+    ("SELECT current_user", "postgres", 25),
+    ("SELECT session_user", "postgres", 25),
+    ("SELECT user", "postgres", 25),
+    ("select CURRENT_USER;", "postgres", 25),
+    ("SELECT current_database()", "postgres", 25),
+    ("SELECT current_schema()", "public", 25),
+    ("SELECT pg_is_in_recovery()", False, 16),
+    ("SELECT NULL", None, 25),
 ])
-def test_identity_functions(sql, value, admin):
-    """§4: constant identity answers, one TEXT column named ``?column?``."""
+def test_identity_functions(sql, value, oid, admin):
+    """§4: constant identity answers in one column named ``?column?``;
+    §3.6a: the column is typed from the first row (bool, int4/int8, float8,
+    else text), so psycopg2 reads ``pg_is_in_recovery()`` as ``False``, not
+    the truthy string ``'f'``."""
     cur = admin.cursor()
     cur.execute(sql)
-    assert cur.fetchall() == [(value,)]
-    assert [(d.name, d.type_code) for d in cur.description] == [("?column?", 25)]
+    rows = cur.fetchall()
+    assert rows == [(value,)] and type(rows[0][0]) is type(value)
+    assert [(d.name, d.type_code) for d in cur.description] == [("?column?", oid)]
+
+
+def test_result_types_on_the_wire(double, keyspace, helpers):
+    """§3.6a, read from the RowDescription itself (raw client): type OIDs
+    per column from the first row; values in text format (bool as ``t``/``f``)."""
+    client = helpers.RawPg(double.port)
+    try:
+        assert client.login({"user": keyspace + ".admin", "database": "postgres"}, "admin")["error"] is None
+        out = dict(client.query("SELECT pg_is_in_recovery(), pg_backend_pid(), version()")[:2])
+    finally:
+        client.close()
+    desc = out[b"T"]
+    oids, pos = [], 2
+    for _ignored in range(3):
+        pos = desc.index(b"\0", pos) + 1
+        oids.append(int.from_bytes(desc[pos + 6:pos + 10], "big"))
+        pos += 18
+    assert oids == [16, 23, 25]
+    assert out[b"D"].split(b"\x00\x00\x00\x01")[1][:1] == b"f"
 
 
 def test_identity_ignores_who_is_logged_in_and_aliases_name_columns(admin, double, keyspace, helpers):

@@ -464,7 +464,7 @@ _STATEMENT_KEYWORDS = {
     "FETCH", "DELETE", "INSERT", "REPLACE", "UNCACHE", "UPDATE", "ALTER", "CALL",
     "COPY", "CLOSE", "SET", "SHOW", "USE", "GRANT", "REVOKE", "START", "BEGIN",
     "SAVEPOINT", "RELEASE", "COMMIT", "ROLLBACK", "ASSERT", "DEALLOCATE",
-    "EXECUTE", "PREPARE", "MERGE", "PRAGMA", "UNLOAD",
+    "EXECUTE", "PREPARE", "MERGE", "PRAGMA", "UNLOAD", "END",
 }
 # CREATE <type> forms sqlparser 0.40 parses but the double does not model.
 _CREATE_OPAQUE = {"TABLE", "MATERIALIZED", "VIEW", "EXTERNAL", "FUNCTION", "MACRO"}
@@ -577,14 +577,14 @@ class Parser:
             self.expected(op)
 
     def parse_identifier(self):
-        """A word, quoted or not, keywords included (no case folding).
-
-        sqlparser 0.40 probably also takes a single-quoted string here; the
-        reference says ``CREATE ROLE 'bob'`` is a parse error, and the double
-        follows the reference (the stricter reading; see README).
+        """A word, quoted or not, keywords included (no case folding), or a
+        plain single-quoted string: sqlparser 0.40 takes ``'bob'`` as the
+        identifier ``bob`` (``''`` unescaped), so ``CREATE ROLE 'bob'`` and
+        ``CREATE ROLE $1`` create ``bob`` (3.6). ``E'...'``, ``N'...'`` and
+        dollar quotes are not identifiers.
         """
         tok = self.next()
-        if tok.kind == T_WORD:
+        if tok.kind in (T_WORD, T_SQ):
             return tok.value
         self.expected("identifier", tok)
         return ""  # not reached
@@ -676,6 +676,7 @@ class Parser:
             "START": self.parse_start_transaction,
             "BEGIN": self.parse_begin,
             "COMMIT": self.parse_commit,
+            "END": self.parse_commit,  # sqlparser 0.40 parse_end: END is COMMIT (3.6a)
             "ROLLBACK": self.parse_rollback,
             "SET": self.parse_set,
             "SHOW": self.parse_show,
@@ -883,7 +884,7 @@ class Parser:
     def _granted_by(self):
         if self.parse_keywords(("GRANTED", "BY")):
             tok = self.peek()
-            if tok.kind != T_WORD:
+            if tok.kind not in (T_WORD, T_SQ):
                 # sqlparser 0.40 unwrap()s this parse: the task panics.
                 raise ParserPanic("GRANTED BY without an identifier")
             self.next()
@@ -1377,19 +1378,30 @@ class Executor:
         self.session = Session(store)
 
     def execute(self, sql):
+        """Run a query string whole (no PD in the loop); see ``prepare``/``run``."""
+        result, statements = self.prepare(sql)
+        return result if statements is None else self.run(statements)
+
+    @staticmethod
+    def prepare(sql):
+        """Skip checks and parsing, which need no transaction: (result, None)
+        when nothing is left to run, else (None, statements)."""
         upper = sql.strip().upper()
         reason = skip_reason(upper)
         if reason:
-            return _skipped(reason)
+            return _skipped(reason), None
         try:
             statements = parse_sql(sql)
         except ParseError as exc:
             reason = unsupported_reason(upper)
             if reason:
-                return _skipped(reason)
+                return _skipped(reason), None
             raise SqlError("SQL parse error: sql parser error: %s" % exc) from None
         if not statements:
-            return EMPTY
+            return EMPTY, None
+        return None, statements
+
+    def run(self, statements):
         last = EMPTY
         for stmt in statements:
             kind = stmt[0]
@@ -1541,7 +1553,7 @@ class Executor:
 
 
 def encode_text(value):
-    """The text the real server sends for a value (every column is TEXT)."""
+    """The text-format value the real server sends (bool as t/f, numbers as digits)."""
     if value is None:
         return None
     if value is True:
@@ -1623,12 +1635,32 @@ class PDClient:
             return "missing", text
         return "error", "PD returned %d: %s" % (status, text)
 
+    async def timestamp(self):
+        """Stand-in for a TSO request: None when PD answers, else the reason.
+
+        Every pg-tikv transaction needs a timestamp from PD (1.4a); PD has no
+        HTTP TSO endpoint, so "PD has a leader" (GET /pd/api/v1/leader = 200)
+        stands in for "a timestamp can be had".
+        """
+        try:
+            status, text = await self.call("GET", "/pd/api/v1/leader")
+        except OSError as exc:
+            return str(exc)
+        if status != 200:
+            return "PD returned %d: %s" % (status, text[:200])
+        return None
+
     async def create_keyspace(self, name):
         body = json.dumps({"name": name}).encode("utf-8")
         status, text = await self.call("POST", "/pd/api/v2/keyspaces", body)
         if status == 200 or "already exists" in text:
             return
         raise OSError("PD returned %d: %s" % (status, text))
+
+
+def tso_error(problem):
+    """The message of a transaction that cannot get a timestamp (1.4a, 2.5)."""
+    return "Failed to begin transaction: PD is unreachable (%s)" % problem
 
 
 def _dechunk(data):
@@ -1691,6 +1723,10 @@ MAX_MESSAGE = 64 * 1024 * 1024
 
 OID_BOOL, OID_INT8, OID_INT2, OID_INT4, OID_TEXT = 16, 20, 21, 23, 25
 OID_FLOAT4, OID_FLOAT8, OID_UNKNOWN = 700, 701, 705
+OID_NAME, OID_BPCHAR, OID_VARCHAR = 19, 1042, 1043
+# Parameter types decoded as a string (postgres-types' String accepts these,
+# *(source)*); every other type not decoded as bool/int/float arrives as NULL (3.6a).
+_STRING_PARAM_OIDS = {OID_TEXT, OID_VARCHAR, OID_UNKNOWN, OID_NAME, OID_BPCHAR}
 # Built-in OIDs postgres-types knows; anything else becomes UNKNOWN at Parse.
 _KNOWN_OIDS = {
     16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 114, 142, 194, 600,
@@ -1718,15 +1754,31 @@ def _msg(typ, payload=b""):
 
 
 def _error_payload(severity, code, message):
-    parts = [b"S" + severity.encode(), b"V" + severity.encode(), b"C" + code.encode(),
-             b"M" + message.encode("utf-8")]
+    """pgwire 0.28 ErrorInfo: fields S, C and M only; no V, detail, hint or position (3.6a)."""
+    parts = [b"S" + severity.encode(), b"C" + code.encode(), b"M" + message.encode("utf-8")]
     return b"\0".join(parts) + b"\0\0"
 
 
-def _row_description(columns):
+_TYPE_SIZES = {OID_BOOL: 1, OID_INT4: 4, OID_INT8: 8, OID_FLOAT8: 8, OID_TEXT: -1}
+
+
+def column_oid(value):
+    """The type pg-tikv gives a result column, from its value in the first row
+    (3.6a): bool, int4 (int8 outside the int4 range), float8, else text."""
+    if isinstance(value, bool):
+        return OID_BOOL
+    if isinstance(value, int):
+        return OID_INT4 if -2 ** 31 <= value < 2 ** 31 else OID_INT8
+    if isinstance(value, float):
+        return OID_FLOAT8
+    return OID_TEXT
+
+
+def _row_description(columns, oids=None):
     out = [struct.pack("!h", len(columns))]
-    for name in columns:
-        out.append(name.encode("utf-8") + b"\0" + struct.pack("!ihihih", 0, 0, OID_TEXT, -1, -1, 0))
+    for i, name in enumerate(columns):
+        oid = oids[i] if oids else OID_TEXT
+        out.append(name.encode("utf-8") + b"\0" + struct.pack("!ihihih", 0, 0, oid, _TYPE_SIZES[oid], -1, 0))
     return b"".join(out)
 
 
@@ -1787,6 +1839,8 @@ def _param_text(raw, oid):
         if oid == OID_FLOAT8:
             return _rust_float(value)
         return str(value)
+    if oid not in _STRING_PARAM_OIDS:
+        return "NULL"  # json, uuid, numeric, ...: no String decoding (3.6a)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -1893,12 +1947,8 @@ class Connection:
                     self.writer.write(b"N")
                     await self.writer.drain()
                 continue
-            if code == GSSENC_REQUEST:
-                self.writer.write(b"N")
-                await self.writer.drain()
-                continue
-            if code == CANCEL_REQUEST:
-                return False  # cancellation is not implemented: just close
+            if code in (GSSENC_REQUEST, CANCEL_REQUEST):
+                return False  # pgwire 0.28 drops the connection, no 'N' answer (3.6a)
             if code != PROTOCOL_3_0:
                 await self.fatal("08P01", "unsupported frontend protocol %d.%d" % (code >> 16, code & 0xFFFF))
                 return False
@@ -1965,7 +2015,7 @@ class Connection:
             elif typ == b"D":
                 self.on_describe(body)
             elif typ == b"E":
-                self.on_execute(body)
+                await self.on_execute(body)
             elif typ == b"C":
                 kind, name = body[:1], _cstr(body, 1)[0]
                 (self.statements if kind == b"S" else self.portals).pop(name, None)
@@ -1983,6 +2033,18 @@ class Connection:
                 self.send(b"Z", b"I")
                 await self.flush()
 
+    async def execute(self, sql):
+        """Run a query; every statement's transaction needs a PD timestamp
+        first, so with PD down it fails with ERROR XX000 even on a session
+        that worked a second ago (1.4a). Skips and parse errors need none."""
+        result, statements = self.executor.prepare(sql)
+        if statements is None:
+            return result
+        problem = await self.server.pd.timestamp()
+        if problem is not None:
+            raise SqlError(tso_error(problem))
+        return self.executor.run(statements)
+
     # -- simple query ---------------------------------------------------------
     def send_result(self, result, with_description=True):
         if result[0] == "empty":
@@ -1992,7 +2054,8 @@ class Connection:
         else:
             _ignored, columns, rows = result
             if with_description:
-                self.send(b"T", _row_description(columns))
+                oids = [column_oid(value) for value in rows[0]] if rows else None
+                self.send(b"T", _row_description(columns, oids))
             for row in rows:
                 self.send(b"D", _data_row(row))
             self.send(b"C", ("SELECT %d" % len(rows)).encode() + b"\0")
@@ -2005,7 +2068,7 @@ class Connection:
             await self.copy_in(*copy)
             return
         try:
-            result = self.executor.execute(sql)
+            result = await self.execute(sql)
         except SqlError as exc:
             LOG.error("Query execution error: %s", exc.message)
             self.send_error("ERROR", exc.code, exc.message)
@@ -2109,7 +2172,7 @@ class Connection:
         else:
             self.send(b"n")
 
-    def on_execute(self, body):
+    async def on_execute(self, body):
         name, _ignored = _cstr(body, 0)
         portal = self.portals.get(name)
         if portal is None:
@@ -2118,7 +2181,7 @@ class Connection:
         query, oids, params = portal
         final = substitute_parameters(query, params, oids)
         try:
-            result = self.executor.execute(final)
+            result = await self.execute(final)
         except SqlError as exc:
             LOG.error("Extended query execution error: %s", exc.message)
             self.extended_error(exc.code, exc.message)
@@ -2150,6 +2213,12 @@ class Server:
             else:
                 LOG.error("Failed to connect to TiKV for tenant '%s': %s", ks_name, problem[1])
             return "fail", None  # the fallback password is not consulted here
+        # A cached tenant is no shortcut: the auth lookup begins a transaction,
+        # which needs a timestamp from PD (1.4a).
+        problem = await self.pd.timestamp()
+        if problem is not None:
+            LOG.error("Failed to begin transaction for tenant '%s': %s", ks_name, problem)
+            return "error", tso_error(problem)
         store.bootstrap()  # committed before the credentials are checked
         record = store.users.get(user)
         if record is not None:

@@ -140,7 +140,12 @@ def main(cfg_path, cases_path, state_path, mode):
                 failures.append("%s: the sentinel no longer logs in with its password" % kind)
             if login(host, port, user, "pwned") == "ok":
                 failures.append("%s: the sentinel logs in with 'pwned'" % kind)
-        for probe in ("evil", "pwned", "x", "sentinel; --"):
+        # A single-quoted name must keep its quotes: pg-tikv would create the
+        # bare name if it were sent as a string literal (§3.6).
+        bare = [c["name"][1:-1] for c in cases if len(c["name"]) > 2 and c["name"][0] == c["name"][-1] == "'"]
+        if not bare:
+            failures.append("no case with a single-quoted name")
+        for probe in ("evil", "pwned", "x", "sentinel; --") + tuple(bare):
             if double_exists(cfg, admin, probe):
                 failures.append("double: unexpected role %r exists" % probe)
         if login(cfg["pg_host"], cfg["pg_port"], *admin) != "ok":

@@ -13,7 +13,7 @@ import pytest
 
 from ansible_collections.pgtikv.cloud.plugins.module_utils import _bulk as b
 from ansible_collections.pgtikv.cloud.plugins.module_utils import _pd_client as p
-from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import PDClient
+from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import PDClient, PDUnreachable
 from ansible_collections.pgtikv.cloud.plugins.module_utils._tenant import TenantError
 from ansible_collections.pgtikv.cloud.tests.unit.plugins.module_utils.pd_fakes import FakeResponse
 
@@ -27,14 +27,14 @@ def entry(name, **kw):
 def test_validate_fleet_reports_each_bad_entry():
     errors = b.validate_fleet([
         entry("acme_corp", users=[{"name": "app"}, {"name": "app"}]),
-        entry("Bad-Name"),
+        entry("Bad.Name"),
         entry("beta_inc", users=[{"name": "admin"}]),
         entry("gamma_co", admin_password="admin"),
         entry("ok_tenant", users=[{"name": "app", "password": "x" * 12}]),
     ])
-    assert set(errors) == {"acme_corp", "Bad-Name", "beta_inc", "gamma_co"}
+    assert set(errors) == {"acme_corp", "Bad.Name", "beta_inc", "gamma_co"}
     assert "listed more than once" in errors["acme_corp"][0]
-    assert "invalid tenant name" in errors["Bad-Name"][0]
+    assert "invalid tenant name" in errors["Bad.Name"][0]
     assert "managed by the tenant entry" in errors["beta_inc"][0]
     assert "bootstrap password" in errors["gamma_co"][0]
 
@@ -166,7 +166,9 @@ class FakeWorld:
         self.sessions = []
         self.tenant_calls = []
 
-    def reconcile_tenant(self, pd, sql_params, spec, current=None, check_mode=False, sql=None, session_sink=None):
+    def reconcile_tenant(self, pd, sql_params, spec, current=None, check_mode=False, sql=None, session_sink=None,
+                         confirm_pd=True):
+        assert confirm_pd is False  # the fleet asks PD once per run instead
         self.tenant_calls.append((spec.name, current))
         if spec.name in self.fail_tenants:
             raise TenantError("tenant %r: wrong admin password" % spec.name, kind="sql_auth",
@@ -218,8 +220,17 @@ def world(monkeypatch):
 class StaticPD:
     requests_log = [{"method": "GET", "path": "/pd/api/v2/keyspaces", "status": 200}]
 
-    def __init__(self, keyspaces):
+    def __init__(self, keyspaces, down_after_list=False):
         self.keyspaces = keyspaces
+        self.down_after_list = down_after_list
+        self.requests = []
+
+    def request(self, method, path, **kwargs):
+        self.requests.append((method, path))
+        if self.down_after_list:
+            raise PDUnreachable("PD is unreachable for %s %s; tried: http://pd:1 (connection refused)" % (method, path),
+                                [("http://pd:1", "connection refused")])
+        return {"version": "v8.5.0"}
 
     def list_keyspaces(self, page_size=100):
         return list(self.keyspaces)
@@ -317,6 +328,33 @@ def test_verification_names_what_cannot_be_proven(world):
     assert out["problems"] == ["acme_corp: not proven: user 'app' cannot log in with its password (refused)"]
 
 
+def test_pd_answers_once_after_the_sql_work(world):
+    items = [entry("acme_corp", admin_password="A-pass-1"), entry("beta_inc", admin_password="B-pass-1")]
+    pd = StaticPD([{"name": "acme_corp", "state": "ENABLED"}, {"name": "beta_inc", "state": "ENABLED"}])
+    out = b.run_fleet(PARAMS, items, "merged", False, pd=pd)
+    assert not out.get("failed") and out["summary"]["verified"] == 2
+    assert pd.requests == [("GET", "/pd/api/v1/version")]
+
+
+@pytest.mark.parametrize("state", ["merged", "gathered"])
+def test_pd_gone_after_the_sql_work_leaves_nothing_verified(world, state):
+    """PD dies between the list and the test logins: pg-tikv then refuses
+    every login like a wrong password, so 'admin/admin refused' proves nothing.
+    Every tenant is reported failed/incomplete, never verified or unchanged."""
+    items = [entry("acme_corp", admin_password="A-pass-1"), entry("beta_inc", admin_password="B-pass-1")]
+    pd = StaticPD([{"name": "acme_corp", "state": "ENABLED"}, {"name": "beta_inc", "state": "ENABLED"}],
+                  down_after_list=True)
+    out = b.run_fleet(PARAMS, items, state, False, pd=pd)
+    assert out["failed"] and "PD stopped answering after the SQL checks" in out["msg"]
+    assert [i["name"] for i in out["incomplete"]] == ["acme_corp", "beta_inc"]
+    if state == "merged":
+        assert [t["status"] for t in out["tenants"]] == ["failed", "failed"]
+        assert out["summary"]["failed"] == 2
+    else:
+        assert out["summary"]["verified"] == 0
+    assert pd.requests == [("GET", "/pd/api/v1/version")]
+
+
 def test_check_mode_new_tenant_plans_users_without_logging_in(world):
     items = [entry("acme_corp", users=[{"name": "app"}, {"name": "old", "state": "absent"}])]
     out = b.run_fleet(PARAMS, items, "merged", True, pd=StaticPD([]))
@@ -384,6 +422,9 @@ def test_fleet_diff_only_lists_changed_tenants():
 
 class SinkPD:
     requests_log = []
+
+    def request(self, method, path, **kwargs):  # PD still answers after the SQL checks
+        return {"version": "v8.5.0"}
 
     def version(self):
         return "v8.5.0"

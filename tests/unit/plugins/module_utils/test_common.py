@@ -1,7 +1,7 @@
 # Copyright (c) pgtikv.cloud contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Unit tests of the shared option checks (_common.option_errors), the name
-rule and the password type check."""
+"""Unit tests of the shared option checks (_common.option_errors), the password type check and
+the two tenant name rules (creating vs. managing an existing keyspace)."""
 
 from __future__ import annotations
 
@@ -77,3 +77,28 @@ def test_nested_passwords_of_the_bulk_module_are_checked_and_never_echoed():
         "exactly as written",
     ]
     assert all(secret not in e for e in errors)
+
+
+@pytest.mark.parametrize("name", ["acme_corp", "abc", "a" * 64, "t_0123"])
+def test_creation_rule_accepts(name):
+    assert c.tenant_name_error(name) is None and c.existing_tenant_name_error(name) is None
+
+
+@pytest.mark.parametrize("name", ["abc\n", "abc\r\n", "\nabc", "Upper_T", "acme-corp", "ab", "a" * 65, "default",
+                                  "id", "DEFAULT", "", None, 5])
+def test_creation_rule_refuses(name):
+    assert c.tenant_name_error(name)
+
+
+@pytest.mark.parametrize("name", ["Upper_T", "acme-corp", "x", "A" * 21, "default", "id", "-_-"])
+def test_existing_rule_accepts_what_pd_accepts(name):
+    assert c.existing_tenant_name_error(name) is None
+
+
+@pytest.mark.parametrize("name,text", [
+    ("abc\n", "only letters"), ("Upper_T\n", "only letters"), ("a.b", "only letters"), ("a:b", "only letters"),
+    ("a b", "only letters"), ("é", "only letters"), ("DEFAULT", "reserved"), ("SYSTEM", "reserved"),
+    ("", "non-empty"), (None, "non-empty"),
+])
+def test_existing_rule_refuses(name, text):
+    assert text in c.existing_tenant_name_error(name)

@@ -166,6 +166,7 @@ def test_pd_name_rule_per_version():
     assert p.pd_name_error("a" * 20, (26, 3, 0)) is None
     assert p.pd_name_error(long_name, None) is None               # unknown: caller warns
     assert "breaks PD's rule" in p.pd_name_error("a.b", (8, 1, 0))
+    assert "breaks PD's rule" in p.pd_name_error("abc\n", (8, 1, 0))  # fullmatch, not match with '$'
 
 
 # ---------------------------------------------------------------- transport decisions

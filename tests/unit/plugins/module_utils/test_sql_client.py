@@ -152,7 +152,10 @@ def test_login_name():
     ('could not translate host name "nope" to address: Name or service not known', None, "unreachable"),
     ("server closed the connection unexpectedly", None, "unreachable"),
     ("server does not support SSL, but SSL was required", None, "tls"),
-    ("FATAL:  Failed to get client from pool: boom", None, "other"),
+    # pg-tikv whose PD is down (reference §1.4a, §2.5)
+    ("FATAL:  Failed to get client from pool: boom", None, "storage"),
+    ("FATAL:  Failed to begin transaction: PD is unreachable", None, "storage"),
+    ("FATAL:  Failed to bootstrap auth: gRPC error", None, "storage"),
     ('FATAL:  database "x" does not exist', None, "other"),
 ])
 def test_classify_login_error(text, code, kind):
@@ -215,3 +218,43 @@ def test_connect_requires_password():
                          "connect_timeout": 3}, "acme", "admin", "pw")
     assert kw["user"] == "acme.admin" and kw["sslrootcert"] == "/ca" and kw["sslmode"] == "verify-full"
     assert kw["dbname"] == "postgres" and kw["connect_timeout"] == 3
+
+
+class _ProbeSession(c.TenantSession):
+    """A TenantSession without a connection: execute() is recorded or fails."""
+
+    def __init__(self, down):
+        self.tenant, self.sql_params, self._secrets, self.down, self.ran = "acme", {}, set(), down, []
+        self.capabilities = c.Capabilities()
+
+    def execute(self, text, **kwargs):
+        self.ran.append(text)
+        if self.down:
+            raise c.StatementError("'check' failed: Failed to begin transaction: PD is unreachable")
+
+
+@pytest.mark.parametrize("down", [False, True])
+def test_refused_probe_on_pg_tikv_is_confirmed_by_a_statement(monkeypatch, down):
+    """With PD down pg-tikv refuses a login like a wrong password (§1.4a): a
+    statement on the open session (which needs PD) must succeed after it."""
+    monkeypatch.setattr(c, "probe_login", lambda *args: "refused")
+    session = _ProbeSession(down)
+    if down:
+        with pytest.raises(c.StatementError):
+            session.probe_login("app", "pw")
+    else:
+        assert session.probe_login("app", "pw") == "refused"
+    assert session.ran == ["SELECT 1"]
+
+
+@pytest.mark.parametrize("value,expected", [(True, True), (False, False), ("t", True), ("f", False), ("true", True),
+                                            ("false", False), ("on", True), ("off", False), (1, True), (0, False)])
+def test_sql_bool_never_reads_the_text_f_as_true(value, expected):
+    """§3.6a: a bool column may come typed (False) or as text ('f'); bool('f') would be True."""
+    assert c.sql_bool(value) is expected
+
+
+@pytest.mark.parametrize("value", [None, "maybe", 2.5])
+def test_sql_bool_refuses_what_is_not_a_boolean(value):
+    with pytest.raises(c.SQLClientError):
+        c.sql_bool(value)

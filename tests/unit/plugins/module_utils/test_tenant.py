@@ -16,20 +16,41 @@ from ansible_collections.pgtikv.cloud.plugins.module_utils import _tenant as t
 # ---------------------------------------------------------------- validation
 
 @pytest.mark.parametrize("name,text", [
-    ("ab", "3-64 characters"),
-    ("a" * 65, "3-64 characters"),
-    ("Acme", "lowercase"),
-    ("acme-corp", "underscore only"),
-    ("acme.corp", "underscore only"),
-    ("acme:corp", "underscore only"),
+    ("acme.corp", "only letters, digits"),
+    ("acme:corp", "only letters, digits"),
+    ("abc\n", "only letters, digits"),  # re.match with '$' would accept the trailing newline
+    ("a b", "only letters, digits"),
     ("DEFAULT", "reserved keyspace"),
-    ("default", "reserved"),
-    ("id", "reserved"),
+    ("SYSTEM", "reserved keyspace"),
     ("", "non-empty"),
 ])
 def test_bad_names(name, text):
+    """Refused for any tenant, existing or not, before any network call."""
     errors = t.validate_spec(t.TenantSpec(name=name))
     assert errors and text in errors[0]
+
+
+@pytest.mark.parametrize("name", ["Upper_T", "acme-corp", "ab", "a" * 65, "default", "id", "x"])
+def test_existing_keyspace_names_pd_accepts_pass_validation(name):
+    """A keyspace created outside the collection (seed CLI, raw PD API) can be managed."""
+    assert t.validate_spec(t.TenantSpec(name=name)) == []
+
+
+@pytest.mark.parametrize("name,text", [
+    ("ab", "3-64 characters"),
+    ("a" * 65, "3-64 characters"),
+    ("Upper_T", "lowercase"),
+    ("acme-corp", "underscore only"),
+    ("default", "reserved"),
+    ("id", "reserved"),
+])
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_creation_rule_is_applied_before_a_create(name, text, check_mode, monkeypatch):
+    monkeypatch.setattr(t._Reconciler, "sql_port_error", lambda self: None)
+    with pytest.raises(t.TenantError) as exc:
+        t.reconcile_tenant(RecordingPD(None), {}, t.TenantSpec(name=name), check_mode=check_mode, sql=NoSQL())
+    assert exc.value.kind == "validation" and text in str(exc.value)
+    assert "Nothing was changed" in str(exc.value) and exc.value.result["changed"] is False
 
 
 def test_good_spec():
@@ -520,3 +541,61 @@ def test_password_of_another_type_is_refused(value):
 
 def test_name_with_a_trailing_newline_is_refused():
     assert t.validate_spec(t.TenantSpec(name="acme_corp\n"))
+
+
+# ---------------------------------------------------------------- PD dies between the PD read and the SQL checks
+
+class RefusingSQL(DownSQL):
+    """Every test login is refused: what pg-tikv answers for an uncached tenant while PD is down."""
+
+    def __init__(self):
+        self.probes = []
+
+    def probe_login(self, sql_params, tenant, user, password):
+        self.probes.append(user)
+        return "refused"
+
+
+class DyingPD(RecordingPD):
+    """Answers the keyspace read, then goes away (or stays, with ``dies=False``)."""
+
+    def __init__(self, keyspace, dies=True):
+        super().__init__(keyspace)
+        self.dies = dies
+        self.requests = []
+
+    def request(self, method, path, **kwargs):
+        self.requests.append((method, path))
+        if self.dies:
+            raise t.PDUnreachable("PD is unreachable for %s %s; tried: http://pd:1 (connection refused)"
+                                  % (method, path), [("http://pd:1", "connection refused")])
+        return {"version": "v8.5.0"}
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_pd_gone_after_the_pd_read_is_never_unchanged_or_verified(check_mode):
+    """admin/admin refused normally means "rotated"; with PD down pg-tikv
+    refuses it anyway (reference §1.4a), so the task must fail, not report
+    changed=false / fully_provisioned."""
+    sql = RefusingSQL()
+    pd = DyingPD(ks("ENABLED"))
+    with pytest.raises(t.TenantError) as exc:
+        t.reconcile_tenant(pd, {}, t.TenantSpec(name="acme_corp"), check_mode=check_mode, sql=sql)
+    assert exc.value.kind == "pd_unreachable"
+    assert "PD stopped answering after the SQL checks" in str(exc.value) and "NOT verified" in str(exc.value)
+    assert exc.value.result["fully_provisioned"] is False
+    assert sql.probes == ["admin"] and pd.requests == [("GET", "/pd/api/v1/version")]
+
+
+def test_refused_probe_is_trusted_when_pd_still_answers():
+    pd = DyingPD(ks("ENABLED"), dies=False)
+    result = t.reconcile_tenant(pd, {}, t.TenantSpec(name="acme_corp"), sql=RefusingSQL())
+    assert result["changed"] is False and result["fully_provisioned"] is True
+    assert pd.requests == [("GET", "/pd/api/v1/version")]
+
+
+def test_no_refusal_no_extra_pd_request():
+    pd = DyingPD(ks("ENABLED"))
+    t.reconcile_tenant(pd, {}, t.TenantSpec(name="acme_corp", state="disabled", lock_users=[]), check_mode=True,
+                       sql=NoSQL())
+    assert pd.requests == []

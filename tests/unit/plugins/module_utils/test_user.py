@@ -309,3 +309,56 @@ def test_copy_from_stdin_text_is_refused_on_pg_tikv_only():
     assert "FROM STDIN" in str(exc.value) and s.executed == []
     s = FakeSession(True)
     assert u.reconcile_user(s, spec(name="app", password="copy t from stdin"))["created"]
+
+
+# ---------------------------------------------------------------- conn_limit -1 and half-created users
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_no_limit_is_refused_without_a_catalog_before_any_statement(existing):
+    """pg-tikv cannot parse CONNECTION LIMIT -1 (reference §3.1): refused up front."""
+    s = FakeSession(False, roles={"app": role()} if existing else {})
+    with pytest.raises(u.UserSpecError) as exc:
+        u.reconcile_user(s, spec(name="app", password="pw", conn_limit=-1))
+    assert "conn_limit: -1 (no limit) cannot be sent" in str(exc.value) and "Nothing was changed" in str(exc.value)
+    assert s.executed == [] and s.probes == []
+    assert s.roles == ({"app": role()} if existing else {})
+
+
+def test_no_limit_on_a_catalog_server_is_one_create():
+    s = FakeSession(True)
+    u.reconcile_user(s, spec(name="app", password="pw", conn_limit=-1))
+    assert len(s.executed) == 1 and "CONNECTION LIMIT -1" in s.executed[0]
+    assert s.roles["app"]["conn_limit"] == -1
+
+
+class FailingAlterSession(FakeSession):
+    def __init__(self, fail_drop=False):
+        super().__init__(False)
+        self.fail_drop = fail_drop
+
+    def execute(self, text, **kwargs):
+        if text.startswith("ALTER ROLE"):
+            self.executed.append(text)
+            raise c.StatementError("'ALTER ROLE \"app\"' failed: Failed to begin transaction: PD is unreachable")
+        if text.startswith("DROP ROLE") and self.fail_drop:
+            self.executed.append(text)
+            raise c.StatementError("'DROP ROLE \"app\"' failed: Failed to begin transaction: PD is unreachable")
+        return super().execute(text, **kwargs)
+
+
+def test_a_create_that_fails_half_way_is_dropped_again():
+    """pg-tikv stores CONNECTION LIMIT only on ALTER (§3.1, §3.2): the create is
+    CREATE + ALTER; if the ALTER fails the new user must not stay behind."""
+    s = FailingAlterSession()
+    with pytest.raises(c.SQLClientError) as exc:
+        u.reconcile_user(s, spec(name="app", password="pw", conn_limit=3))
+    assert [q.split(" WITH")[0] for q in s.executed] == ['CREATE ROLE "app"', 'ALTER ROLE "app"', 'DROP ROLE "app"']
+    assert "the new user was dropped again" in str(exc.value) and "app" not in s.roles
+    assert "pw" not in str(exc.value)
+
+
+def test_a_half_created_user_that_cannot_be_dropped_is_said_so():
+    s = FailingAlterSession(fail_drop=True)
+    with pytest.raises(c.SQLClientError) as exc:
+        u.reconcile_user(s, spec(name="app", password="pw", conn_limit=3))
+    assert "exists half-created; drop it, or run the task again" in str(exc.value)

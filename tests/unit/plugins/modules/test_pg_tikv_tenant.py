@@ -30,8 +30,8 @@ def run(module, args, capsys):
 
 
 @pytest.mark.parametrize("args,text", [
-    ({"name": "ab"}, "3-64 characters"),
-    ({"name": "Acme"}, "lowercase"),
+    ({"name": "Bad.Name"}, "invalid tenant name"),
+    ({"name": "acme\n"}, "invalid tenant name"),  # fullmatch: no trailing newline
     ({"name": "DEFAULT", "state": "disabled"}, "PD's reserved keyspace"),
     ({"name": "acme_corp", "config": {"x": {"y": "z"}}}, "strings or null"),
     ({"name": "acme_corp", "state": "tombstone", "confirm_tombstone": "other"}, "confirm_tombstone"),
