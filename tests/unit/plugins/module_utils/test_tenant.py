@@ -603,3 +603,79 @@ def test_no_refusal_no_extra_pd_request():
     t.reconcile_tenant(pd, {}, t.TenantSpec(name="acme_corp", state="disabled", lock_users=[]), check_mode=True,
                        sql=NoSQL())
     assert pd.requests == []
+
+
+# ---------------------------------------------------------------- a reply lost after ALTER ROLE was sent
+
+class LostReplySQL(DownSQL):
+    """admin/admin logs in; the connection is lost right after ALTER ROLE ... PASSWORD is sent."""
+
+    class Session:
+        queries = []
+
+        def __init__(self, outer):
+            self.outer = outer
+
+        def add_secret(self, value):
+            pass
+
+        def set_password(self, user, password):
+            raise self.outer.ServerUnreachable("the SQL connection was lost during 'ALTER ROLE': server closed")
+
+        def close(self):
+            pass
+
+    def connect(self, sql_params, tenant, user, password):
+        if password == "admin":
+            return self.Session(self)
+        raise self.LoginRefused("refused")
+
+    def probe_login(self, sql_params, tenant, user, password):
+        return "ok" if password == "admin" else "refused"
+
+
+def test_lost_reply_keeps_the_generated_password_and_claims_no_bootstrap(monkeypatch):
+    monkeypatch.setattr(t._Reconciler, "sql_port_error", lambda self: None)
+    with pytest.raises(t.TenantError) as exc:
+        t.reconcile_tenant(CreatingPD(), {}, t.TenantSpec(name="acme_corp"), sql=LostReplySQL(), confirm_pd=False)
+    result = exc.value.result
+    assert exc.value.kind == "sql_lost_reply"
+    assert "may or may not have applied it" in str(exc.value)
+    assert "still has the bootstrap password" not in str(exc.value)
+    assert len(result["generated_admin_password"]) == 32 and result["admin_password_generated"] is True
+    assert result["fully_provisioned"] is False and result["changed"] is True
+    assert result["generated_admin_password"] not in str(exc.value)
+
+
+class PreviousPasswordSQL(LostReplySQL):
+    """admin has the password 'old-pw': only that one logs in; ALTER ROLE works."""
+
+    def __init__(self):
+        self.set_to = None
+        self.logins = []
+
+    class Session(LostReplySQL.Session):
+        def set_password(self, user, password):
+            self.outer.set_to = password
+
+    def connect(self, sql_params, tenant, user, password):
+        self.logins.append(password)
+        current = self.set_to or "old-pw"
+        if password == current:
+            return self.Session(self)
+        raise self.LoginRefused("refused")
+
+    def probe_login(self, sql_params, tenant, user, password):
+        return "ok" if password == (self.set_to or "old-pw") else "refused"
+
+
+def test_previous_admin_passwords_log_in_to_finish_a_rotation():
+    sql = PreviousPasswordSQL()
+    spec = t.TenantSpec(name="acme_corp", admin_password="new-pw", previous_admin_passwords=["gone-pw", "old-pw"])
+    result = t.reconcile_tenant(RecordingPD(ks("ENABLED")), {}, spec, sql=sql, confirm_pd=False)
+    assert sql.set_to == "new-pw" and result["admin_rotated"] and result["admin_login_proven"]
+    assert sql.logins[-1] == "old-pw" and "gone-pw" in sql.logins
+    # Without them the same state is a clear "wrong admin password".
+    with pytest.raises(t.TenantError, match="wrong admin password"):
+        t.reconcile_tenant(RecordingPD(ks("ENABLED")), {}, t.TenantSpec(name="acme_corp", admin_password="x-pw"),
+                           sql=PreviousPasswordSQL(), confirm_pd=False)
