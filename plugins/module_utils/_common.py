@@ -227,7 +227,12 @@ def _secret_values(spec, params, prefix=""):
         if value is None:
             continue
         if option.get("no_log"):
-            yield params, key, prefix + key, value
+            if option.get("type") == "list" and isinstance(value, list):
+                # A list of secrets (previous_admin_passwords): each must be a string.
+                for index, item in enumerate(value):
+                    yield value, index, "%s%s[%d]" % (prefix, key, index), item
+            else:
+                yield params, key, prefix + key, value
         suboptions = option.get("options")
         if suboptions:
             entries = value if isinstance(value, list) else [value]

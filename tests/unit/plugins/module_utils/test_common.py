@@ -102,3 +102,11 @@ def test_existing_rule_accepts_what_pd_accepts(name):
 ])
 def test_existing_rule_refuses(name, text):
     assert text in c.existing_tenant_name_error(name)
+
+
+def test_a_list_of_secrets_is_checked_element_by_element():
+    params = {"config": [{"name": "acme", "previous_admin_passwords": ["old-1", "old-2"]}]}
+    assert c.option_errors(pg_tikv_tenants.argument_spec(), params) == []
+    params = {"config": [{"name": "acme", "previous_admin_passwords": ["old-1", {"x": 1}]}]}
+    errors = c.option_errors(pg_tikv_tenants.argument_spec(), params)
+    assert len(errors) == 1 and "previous_admin_passwords[1] must be a string" in errors[0]
