@@ -70,6 +70,10 @@ extends_documentation_fragment:
 notes:
   - On pg-tikv every reported user costs one or two test logins. Failed test logins are expected and may appear in
     the server log.
+  - pg-tikv creates C(admin)/C(admin) on the first login attempt to a keyspace that has never been used, whatever
+    user and password are sent. Reading users of a keyspace that was created outside this collection and never
+    logged in to therefore gives it that bootstrap credential; run M(pgtikv.cloud.pg_tikv_tenant) (or the
+    C(pgtikv.cloud.tenants) role) on it to rotate it.
 seealso:
   - module: pgtikv.cloud.pg_tikv_user
 """
