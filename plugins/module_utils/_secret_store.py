@@ -431,6 +431,15 @@ def fill_fleet(store, items, generate, rotate="none", check_mode=False):
     return out, added
 
 
+def _promote_if_proven(store, tenant, user, proven):
+    """Promote the pending password of one credential when ``proven``; 1 if it was."""
+    record = get_record(store, tenant, user)
+    if not proven or not record.get("pending"):
+        return 0
+    set_record(store, tenant, promote(record), user)
+    return 1
+
+
 def promote_fleet(store, declared, results):
     """Promote every pending password that the module proved by a login.
 
@@ -442,20 +451,12 @@ def promote_fleet(store, declared, results):
     for item in declared:
         name = item.get("name")
         seen = proven.get(name) or {}
-        if not item.get("admin_password") and seen.get("admin"):
-            record = get_record(store, name)
-            if record.get("pending"):
-                set_record(store, name, promote(record))
-                promoted += 1
+        if not item.get("admin_password"):
+            promoted += _promote_if_proven(store, name, None, seen.get("admin"))
         proven_users = set(seen.get("users") or [])
         for entry in item.get("users") or []:
-            uname = entry.get("name")
-            if entry.get("password") or uname not in proven_users:
-                continue
-            record = get_record(store, name, uname)
-            if record.get("pending"):
-                set_record(store, name, promote(record), uname)
-                promoted += 1
+            if not entry.get("password"):
+                promoted += _promote_if_proven(store, name, entry.get("name"), entry.get("name") in proven_users)
     return promoted
 
 
@@ -488,11 +489,9 @@ def fill_admin(store, params, generate, check_mode=False):
 def promote_admin(store, declared, result):
     """Promote the tenant's pending admin password when the module proved it."""
     name = declared.get("name")
-    record = get_record(store, name) if isinstance(name, str) else {}
-    if declared.get("admin_password") or not record.get("pending") or not (result or {}).get("admin_login_proven"):
+    if declared.get("admin_password") or not isinstance(name, str):
         return 0
-    set_record(store, name, promote(record))
-    return 1
+    return _promote_if_proven(store, name, None, (result or {}).get("admin_login_proven"))
 
 
 def fill_user(store, params, generate, check_mode=False):
@@ -528,8 +527,4 @@ def promote_user(store, declared, result):
     tenant, name = declared.get("tenant"), declared.get("name")
     if declared.get("password") or not isinstance(tenant, str) or not isinstance(name, str):
         return 0
-    record = get_record(store, tenant, name)
-    if not record.get("pending") or not (result or {}).get("password_proven"):
-        return 0
-    set_record(store, tenant, promote(record), name)
-    return 1
+    return _promote_if_proven(store, tenant, name, (result or {}).get("password_proven"))

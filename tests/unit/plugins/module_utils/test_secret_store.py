@@ -180,3 +180,29 @@ def test_a_killed_holder_releases_the_lock(tmp_path):
     holder.join(10)
     with ss.FileStore(path, lock_timeout=2).locked():
         pass
+
+
+def test_single_tenant_admin_fill_and_promote():
+    store = {}
+    params, added = ss.fill_admin(store, {"name": "t", "state": "present"}, counter())
+    assert added == 1 and params["admin_password"] == "gen1" and params["update_admin_password"] == "always"
+    assert ss.promote_admin(store, {"name": "t"}, {"admin_login_proven": False}) == 0
+    assert store["t"]["admin"] == {"pending": "gen1"}
+    assert ss.promote_admin(store, {"name": "t"}, {"admin_login_proven": True}) == 1
+    assert store["t"]["admin"] == {"current": "gen1"}
+    # Declared passwords and decommission states never generate or promote.
+    assert ss.fill_admin(store, {"name": "u", "admin_password": "mine"}, counter())[1] == 0
+    assert ss.fill_admin(store, {"name": "u", "state": "disabled"}, counter())[1] == 0 and "u" not in store
+
+
+def test_single_user_fill_logs_in_with_the_stored_admin_and_promotes():
+    store = {"t": {"admin": {"current": "adm"}}}
+    params, added = ss.fill_user(store, {"tenant": "t", "name": "app"}, counter())
+    assert added == 1 and params["password"] == "gen1" and params["update_password"] == "always"
+    assert params["login_user"] == "admin" and params["login_password"] == "adm"
+    assert ss.promote_user(store, {"tenant": "t", "name": "app"}, {"password_proven": True}) == 1
+    assert store["t"]["users"]["app"] == {"current": "gen1"}
+    # A login given by the caller is kept.
+    params, _added = ss.fill_user(store, {"tenant": "t", "name": "app", "login_user": "ops", "login_password": "o"},
+                                  counter())
+    assert params["login_user"] == "ops" and params["login_password"] == "o" and params["password"] == "gen1"
