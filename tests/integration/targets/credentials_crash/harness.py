@@ -240,7 +240,8 @@ class Harness:
     # -- trials ------------------------------------------------------------------
 
     def record(self, name, ok, detail, locked_out):
-        self.trials.append({"trial": name, "ok": ok, "detail": detail, "locked_out": locked_out})
+        self.trials.append({"trial": name, "ok": ok, "detail": detail, "locked_out": locked_out,
+                            "kill_landed": "run had ended" not in detail})
         self.locked_out_total += locked_out
         print("  %-34s %s  locked out: %d  %s" % (name, "PASS" if ok else "FAIL", locked_out, detail), flush=True)
 
@@ -487,9 +488,10 @@ class Harness:
             json.dump(sorted(self.all_passwords), fh)
         with open(os.path.join(self.work, "trials.json"), "w") as fh:
             json.dump({"seed": self.seed, "trials": self.trials, "locked_out": self.locked_out_total}, fh, indent=1)
-        kills = sum(1 for t in self.trials if t["trial"].startswith(("sigint", "sigkill")))
-        print("tenants locked out: %d over %d trials (%d kill points)" % (self.locked_out_total, len(self.trials),
-                                                                          kills))
+        kills = [t for t in self.trials if t["trial"].startswith(("sigint", "sigkill"))]
+        landed = sum(1 for t in kills if t["kill_landed"])
+        print("tenants locked out: %d over %d trials (%d kill points, %d of them while the run was still going)"
+              % (self.locked_out_total, len(self.trials), len(kills), landed))
         print("credentials_crash: %d passed, %d failed" % (passed, failed), flush=True)
         return 0 if failed == 0 and self.locked_out_total == 0 else 1
 
