@@ -638,7 +638,7 @@ def _override(pd, sql_params, params, items, keyspaces, errors, check_mode, max_
                    state_path=res.get("state_path"),
                    warnings=(res.get("warnings") or []) + [
                        "tenant %r is not listed: disabled in PD only. pg-tikv ignores the keyspace state "
-                       "(reference/pg-tikv-server.md §1.5), so its users can still log in until they are locked "
+                       "in logins, so its users can still log in until they are locked "
                        "(list it with state: disabled and its credentials)" % name])
         if out["changed"]:
             out["status"] = STATUS_CHANGED

@@ -137,7 +137,7 @@ def password_error(password, what="password"):
     if err:
         return err
     if password == "":
-        return "%s must not be empty (an empty password lets any client in on pg-tikv, reference/pg-tikv-server.md §2.6)" % what
+        return "%s must not be empty (an empty password lets any client in on pg-tikv)" % what
     if "\x00" in password:
         return "%s must not contain a NUL character" % what
     return None

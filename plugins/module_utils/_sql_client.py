@@ -832,7 +832,7 @@ class TenantSession:
         if not self.has_role_catalog and copy_hijack_risk(text):
             raise SQLClientError(
                 "refusing to send this statement: its text contains 'COPY ... FROM STDIN' or ' FROM STDIN', "
-                "which pg-tikv intercepts before parsing (reference pg-tikv-server.md §3.5); "
+                "which pg-tikv intercepts before parsing; "
                 "choose another name or password")
 
     def plan_create(self, user, attrs=None, password=None, conn_limit=None):

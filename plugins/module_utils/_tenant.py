@@ -280,7 +280,7 @@ def validate_spec(spec):
         # Worded without the word itself: Ansible masks every occurrence of a
         # no_log value in the output, so "admin" would become "********".
         errors.append("the tenant superuser password must not be pg-tikv's bootstrap password (the same "
-                      "as the superuser's name): anyone could log in (reference/pg-tikv-server.md §2.2)")
+                      "as the superuser's name): anyone could log in")
     err = password_error(spec.login_password, "login_password")
     if err:
         errors.append(err)
@@ -549,7 +549,7 @@ class _Reconciler:
                           for label, exc in refused) if refused else "no credentials were given"
         self.fail("cannot log in to tenant %r to %s: tried %s. Give the current credentials with "
                   "login_user/login_password (any user of the tenant that can still log in works: "
-                  "pg-tikv does not enforce privileges, reference/pg-tikv-server.md §0.5)"
+                  "pg-tikv does not enforce privileges)"
                   % (self.name, purpose, tried), "sql_auth")
 
     def run_sql(self, session, what, func, *args, sends_password=False):
@@ -586,7 +586,7 @@ class _Reconciler:
         self._session_queries = []
         self.desired_config, managed = normalize_config(self.spec.config)[:2]
         for key in managed:
-            self.warn("config key %r is managed by PD (reference/pd-keyspace-api.md §4); it is left alone "
+            self.warn("config key %r is managed by PD; it is left alone "
                       "and reported under keyspace.server_managed_config" % key)
         target = TARGET_STATES[self.spec.state]
 
@@ -691,7 +691,7 @@ class _Reconciler:
             if keyspace is not None:
                 return keyspace, False
         self.fail("PD kept answering 'already exists' for %r although no keyspace has that name: the ID "
-                  "allocator collides with IDs taken by create-by-ID (reference/pd-keyspace-api.md §1.3); "
+                  "allocator collides with IDs taken by an earlier create by ID; "
                   "re-run the task" % self.name, "pd")
 
     def _after_failed_create(self, exc, config):
@@ -776,8 +776,9 @@ class _Reconciler:
                       "confirm_tombstone: %s to confirm. Nothing was changed" % self.name, "confirmation")
         patch = config_patch(current.get("config"), self.desired_config)
         if patch and state not in CONFIG_WRITABLE_STATES:
-            self.fail("tenant %r is %s; PD changes config only while ENABLED or DISABLED "
-                      "(reference/pd-keyspace-api.md §3). Wanted changes: %s. Nothing was changed"
+            # PD's allowChangeConfig (reference/pd-keyspace-api.md §3).
+            self.fail("tenant %r is %s; PD changes config only while ENABLED or DISABLED. "
+                      "Wanted changes: %s. Nothing was changed"
                       % (self.name, state, ", ".join(sorted(patch))), "config")
         self.result["state_path"] = path
         self.result["config_patch"] = patch
@@ -956,7 +957,7 @@ class _Reconciler:
             outcome = self.probe(user, generate_password())
             if outcome == "ok":
                 self.fail("pg-tikv accepted a random password for %r: its fallback password PG_PASSWORD is set "
-                          "(reference/pg-tikv-server.md §2.3), so SQL access cannot be locked. Nothing was changed"
+                          "(its universal superuser password), so SQL access cannot be locked. Nothing was changed"
                           % self.sql.login_name(self.name, user), "sql")
             if user == self.admin:
                 if outcome == "nologin":

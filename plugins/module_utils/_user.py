@@ -116,7 +116,7 @@ def is_protected_admin(session, name):
 
 ADMIN_DROP_MESSAGE = (
     "refusing to drop the tenant's %r user: pg-tikv re-creates it as admin/admin (superuser) on the next "
-    "login attempt (reference pg-tikv-server.md §0.6). To retire it, set login: false (NOLOGIN) after "
+    "login attempt. To retire it, set login: false (NOLOGIN) after "
     "creating another superuser, or rotate its password." % BOOTSTRAP_ADMIN_USER)
 
 
@@ -296,8 +296,8 @@ def _update(session, spec, check_mode, verify, res):
                     else:
                         change_attrs[k] = want[k]
                 warnings.append(
-                    "%s of existing user %r cannot be read on this server (no role catalog, reference "
-                    "pg-tikv-server.md §0.1); they were %s and the task reports changed. Use "
+                    "%s of existing user %r cannot be read on this server (it has no role catalog); "
+                    "they were %s and the task reports changed. Use "
                     "unverifiable_attributes: on_create to set them only when the user is created."
                     % (", ".join(unreadable), name, "sent" if not check_mode else "would be sent"))
 
@@ -351,7 +351,7 @@ def _verify_password(session, name, password, res):
     if ok is False:
         raise SQLClientError(
             "the server accepted the statement but user %r cannot log in with the new password; the password "
-            "may have been stored differently (reference pg-tikv-server.md §0.3, §2.7)" % name)
+            "may have been stored differently (pg-tikv takes only plain '...' password literals)" % name)
     return ok
 
 
@@ -391,8 +391,8 @@ def check_tenant_in_pd(params, tenant, warnings):
             "pgtikv.cloud.pg_tikv_tenant" % tenant)
     state = keyspace.get("state")
     if state and state != "ENABLED":
-        warnings.append("tenant %r is %s in PD; pg-tikv still accepts logins to it (reference "
-                        "pg-tikv-server.md §1.5)" % (tenant, state))
+        warnings.append("tenant %r is %s in PD; pg-tikv ignores the keyspace state and still accepts "
+                        "logins to it" % (tenant, state))
     return keyspace
 
 

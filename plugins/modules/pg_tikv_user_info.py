@@ -173,7 +173,7 @@ NO_CATALOG_LIMITATIONS = (
     "This server has no role catalog (pg-tikv), so users cannot be listed. Only the names asked were probed: "
     "existence with ALTER ROLE ... RESET ALL, LOGIN and the password with test logins (meaningful only while "
     "the server's PG_PASSWORD fallback is unset). SUPERUSER, CREATEDB, CREATEROLE and CONNECTION LIMIT "
-    "cannot be read (reference pg-tikv-server.md §0.1, §0.10).")
+    "cannot be read.")
 
 
 def argument_spec():
