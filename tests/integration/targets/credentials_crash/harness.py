@@ -382,10 +382,11 @@ class Harness:
 
     def store_size(self, fleet):
         """The size of this fleet's store with every credential pending (32-character passwords)."""
-        # The collection under test: this file is
-        # <root>/ansible_collections/pgtikv/cloud/tests/integration/targets/credentials_crash/.
-        root = os.path.abspath(os.path.join(os.path.dirname(__file__), *[os.pardir] * 7))
-        sys.path.insert(0, os.environ.get("HARNESS_COLLECTIONS_ROOT") or root)
+        # The collection under test: this file lies below <root>/ansible_collections/.
+        root = os.path.abspath(os.path.dirname(__file__))
+        while os.path.basename(root) != "ansible_collections" and root != os.path.dirname(root):
+            root = os.path.dirname(root)
+        sys.path.insert(0, os.environ.get("HARNESS_COLLECTIONS_ROOT") or os.path.dirname(root))
         from ansible_collections.pgtikv.cloud.plugins.module_utils import _secret_store as ss
         data = {}
         ss.fill_fleet(data, fleet, lambda: "x" * 32)
