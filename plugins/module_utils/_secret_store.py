@@ -381,13 +381,57 @@ class FileStore:
 ROTATE_CHOICES = ("none", "admin", "all")
 
 
+def _stored_record(store, tenant, user, generate, may_generate, rotate):
+    """The record of one credential; when ``may_generate``, first given a
+    pending password if it needs one (see prepare). Returns (record, added)."""
+    record = get_record(store, tenant, user)
+    if not may_generate:
+        return record, 0
+    record, new = prepare(record, generate, rotate=rotate)
+    if new:
+        set_record(store, tenant, record, user)
+    return record, int(new)
+
+
+def _fill_admin(store, params, generate, may_generate, rotate):
+    """``params`` (a tenant entry or pg_tikv_tenant's arguments, copied) with the
+    stored admin credential unless admin_password is declared."""
+    params = dict(params)
+    name = params.get("name")
+    if params.get("admin_password") or not isinstance(name, str):
+        return params, 0
+    present = (params.get("state") or "present") == "present"
+    record, added = _stored_record(store, name, None, generate, may_generate and present, rotate)
+    target = target_password(record)
+    if target:
+        params["admin_password"] = target
+        params["update_admin_password"] = "always"
+        params["previous_admin_passwords"] = login_candidates(record)
+    return params, added
+
+
+def _fill_user_password(store, tenant, entry, generate, may_generate, rotate):
+    """``entry`` (a user entry or pg_tikv_user's arguments, copied) with the
+    stored password unless one is declared or the user is to be absent."""
+    entry = dict(entry)
+    name = entry.get("name")
+    if entry.get("password") or (entry.get("state") or "present") != "present" or not isinstance(name, str):
+        return entry, 0
+    record, added = _stored_record(store, tenant, name, generate, may_generate, rotate)
+    target = target_password(record)
+    if target:
+        entry["password"] = target
+        entry["update_password"] = "always"
+    return entry, added
+
+
 def fill_fleet(store, items, generate, rotate="none", check_mode=False):
     """The ``config`` list to hand to the module, with every credential that is
     not declared taken from the store: the password to converge to (pending
     if a change is under way, else current) and the others as login
-    candidates. Outside check mode, a credential that needs a new password
-    (none known, or ``rotate``) gets a pending one here, BEFORE the module
-    runs. Declared passwords are the caller's and never stored.
+    candidates. Outside check mode, a credential of a present tenant that
+    needs a new password (none known, or ``rotate``) gets a pending one here,
+    BEFORE the module runs. Declared passwords are the caller's and never stored.
 
     Returns (items, added): ``added`` counts the pending passwords added, so
     that the caller saves the store before it runs anything when it is > 0.
@@ -395,37 +439,16 @@ def fill_fleet(store, items, generate, rotate="none", check_mode=False):
     out = []
     added = 0
     for item in items:
-        item = dict(item)
-        name = item.get("name")
+        item, n = _fill_admin(store, item, generate, not check_mode, rotate in ("admin", "all"))
+        added += n
         present = (item.get("state") or "present") == "present"
-        if not item.get("admin_password"):
-            record = get_record(store, name)
-            if present and not check_mode:
-                record, new = prepare(record, generate, rotate=rotate in ("admin", "all"))
-                if new:
-                    added += 1
-                    set_record(store, name, record)
-            target = target_password(record)
-            if target:
-                item["admin_password"] = target
-                item["update_admin_password"] = "always"
-                item["previous_admin_passwords"] = login_candidates(record)
-        users = []
-        for entry in item.get("users") or []:
-            entry = dict(entry)
-            if not entry.get("password") and (entry.get("state") or "present") == "present":
-                record = get_record(store, name, entry.get("name"))
-                if present and not check_mode:
-                    record, new = prepare(record, generate, rotate=rotate == "all")
-                    if new:
-                        added += 1
-                        set_record(store, name, record, entry.get("name"))
-                target = target_password(record)
-                if target:
-                    entry["password"] = target
-                    entry["update_password"] = "always"
-            users.append(entry)
         if "users" in item:
+            users = []
+            for entry in item.get("users") or []:
+                entry, n = _fill_user_password(store, item.get("name"), entry, generate,
+                                               present and not check_mode, rotate == "all")
+                added += n
+                users.append(entry)
             item["users"] = users
         out.append(item)
     return out, added
@@ -467,23 +490,7 @@ def promote_fleet(store, declared, results):
 def fill_admin(store, params, generate, check_mode=False):
     """pg_tikv_tenant's arguments with the stored admin credential when
     admin_password is not declared. Returns (params, pending added)."""
-    params = dict(params)
-    name = params.get("name")
-    if params.get("admin_password") or not isinstance(name, str):
-        return params, 0
-    record = get_record(store, name)
-    added = 0
-    if (params.get("state") or "present") == "present" and not check_mode:
-        record, new = prepare(record, generate)
-        if new:
-            added = 1
-            set_record(store, name, record)
-    target = target_password(record)
-    if target:
-        params["admin_password"] = target
-        params["update_admin_password"] = "always"
-        params["previous_admin_passwords"] = login_candidates(record)
-    return params, added
+    return _fill_admin(store, params, generate, not check_mode, False)
 
 
 def promote_admin(store, declared, result):
@@ -499,27 +506,15 @@ def fill_user(store, params, generate, check_mode=False):
     is declared, and (when no login is given) the tenant's stored admin to log
     in with. Returns (params, pending added)."""
     params = dict(params)
-    tenant, name = params.get("tenant"), params.get("name")
-    if not isinstance(tenant, str) or not isinstance(name, str):
+    tenant = params.get("tenant")
+    if not isinstance(tenant, str):
         return params, 0
     if not params.get("login_password"):
         admin = target_password(get_record(store, tenant))
         if admin and params.get("login_user") in (None, "admin"):
             params["login_user"] = "admin"
             params["login_password"] = admin
-    added = 0
-    if not params.get("password") and (params.get("state") or "present") == "present":
-        record = get_record(store, tenant, name)
-        if not check_mode:
-            record, new = prepare(record, generate)
-            if new:
-                added = 1
-                set_record(store, tenant, record, name)
-        target = target_password(record)
-        if target:
-            params["password"] = target
-            params["update_password"] = "always"
-    return params, added
+    return _fill_user_password(store, tenant, params, generate, not check_mode, False)
 
 
 def promote_user(store, declared, result):
