@@ -105,7 +105,7 @@ def remapped(value, remap):
         if value == mount_path or value.startswith(mount_path + "/"):
             return host + value[len(mount_path):]
         if "=" in value:
-            key, _, rest = value.partition("=")
+            key, rest = value.split("=", 1)
             if rest == mount_path or rest.startswith(mount_path + "/"):
                 return key + "=" + host + rest[len(mount_path):]
     return value
