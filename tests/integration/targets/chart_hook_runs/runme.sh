@@ -3,14 +3,8 @@
 # hook Job "completes" by a kwok Stage), so this target takes the Job exactly
 # as the chart renders it and runs it on the host: see files/run_hook.py.
 set -euo pipefail
-config="$(cd ../.. && pwd)/integration_config.yml"
-py="$(sed -n 's/^pgtikv_python: "\(.*\)"$/\1/p' "$config")"
-stack_dir="$(sed -n 's/^pgtikv_stack_dir: "\(.*\)"$/\1/p' "$config")"
-# shellcheck source=/dev/null
-. "$stack_dir/env.sh"
-chart="$(cd ../../../../charts/pg-tikv && pwd)"
-tools="$(cd ../setup_verifiers/files && pwd)"
-out="${OUTPUT_DIR:-$(mktemp -d)}"
+# shellcheck source=../chart_pg_tikv/files/kube_env.sh
+. ../chart_pg_tikv/files/kube_env.sh
 work="$(mktemp -d "$out/hook.XXXXXX")"
 start=$SECONDS
 "$py" files/run_hook.py --helm "$HELM_BIN" --chart "$chart" --config "$config" --tools "$tools" --work "$work"

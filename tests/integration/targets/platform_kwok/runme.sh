@@ -16,15 +16,10 @@
 # role) against the local stack's PD and pg-tikv double; the hook's own
 # command runs for real in the chart_hook_runs target.
 set -euo pipefail
-config="$(cd ../.. && pwd)/integration_config.yml"
-py="$(sed -n 's/^pgtikv_python: "\(.*\)"$/\1/p' "$config")"
-stack_dir="$(sed -n 's/^pgtikv_stack_dir: "\(.*\)"$/\1/p' "$config")"
-# shellcheck source=/dev/null
-. "$stack_dir/env.sh"
-tools="$(cd ../setup_verifiers/files && pwd)"
+# shellcheck source=../chart_pg_tikv/files/kube_env.sh
+. ../chart_pg_tikv/files/kube_env.sh
 here="$(pwd)"
 cases="$(cd ../chart_pg_tikv/files && pwd)/schema_cases.yml"
-out="${OUTPUT_DIR:-$(mktemp -d)}"
 base_cpath="${ANSIBLE_COLLECTIONS_PATH:-}"
 export ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_INVENTORY_UNPARSED_WARNING=false ANSIBLE_DEPRECATION_WARNINGS=false
 kubectl=("$KUBECTL_BIN" --kubeconfig "$KUBECONFIG")
@@ -59,7 +54,13 @@ run_flavor() {
       --field-selector "involvedObject.kind=Job,involvedObject.name=$job,reason=Completed" |
       "$vpy" -c 'import json,sys; print(len(json.load(sys.stdin)["items"]))'
   }
-  proof_line() { grep -oE 'Release pt revision [0-9]+: deployed, [^"]*' "$LAST_LOG" | tail -1; }
+  # deployed STEP REVISION: deploy the declaration STEP; it must pass, print its
+  # proof line, and leave the release deployed at REVISION.
+  deployed() {
+    deploy "$1" || { grep -E 'fatal|msg' "$LAST_LOG" | tail -30; fail "deploy $1"; }
+    grep -oE 'Release pt revision [0-9]+: deployed, [^"]*' "$LAST_LOG" | tail -1 | sed 's/^/   /'
+    [ "$(revision)" = "$2 deployed" ] || fail "after deploy $1: $(revision), expected revision $2 deployed"
+  }
 
   step "schema cases: the role refuses each before anything is applied"
   play schema "$here/files/schema_cases.yml" -e "cases_file=$cases" -e "helm_bin=$helm" \
@@ -99,9 +100,7 @@ JSON
   "$vpy" "$here/files/checks.py" snapshot "$config" "$work/pd-0.json"
 
   step "install"
-  deploy install || { grep -E 'fatal|msg' "$LAST_LOG" | tail -30; fail "install"; }
-  proof_line
-  [ "$(revision)" = "1 deployed" ] || fail "after install: $(revision)"
+  deployed install 1
   [ "$(completed_events)" = 1 ] || fail "expected 1 Completed event of $job, got $(completed_events)"
   echo "   kubectl: 1 Completed event of Job $job (helm deleted the Job: hook-succeeded)"
   if "${kubectl[@]}" get job "$job" -n "$ns" >/dev/null 2>&1; then fail "the succeeded hook Job is still there"; fi
@@ -118,9 +117,7 @@ JSON
 
   step "upgrade adding tenant c"
   "$vpy" "$here/files/checks.py" declare "$work" upgrade
-  deploy upgrade || { grep -E 'fatal|msg' "$LAST_LOG" | tail -30; fail "upgrade"; }
-  proof_line
-  [ "$(revision)" = "2 deployed" ] || fail "after upgrade: $(revision)"
+  deployed upgrade 2
   [ "$(completed_events)" = 2 ] || fail "the hook did not run again ($(completed_events) Completed events)"
   echo "   kubectl: the hook Job ran again (2 Completed events)"
   "$vpy" "$here/files/checks.py" snapshot "$config" "$work/pd-2.json"
@@ -140,9 +137,7 @@ JSON
 
   step "the fix (annotation removed): a re-run repairs"
   "$vpy" "$here/files/checks.py" declare "$work" upgrade
-  deploy upgrade || { grep -E 'fatal|msg' "$LAST_LOG" | tail -30; fail "repair"; }
-  proof_line
-  [ "$(revision)" = "4 deployed" ] || fail "after the repair: $(revision)"
+  deployed upgrade 4
   if "${kubectl[@]}" get job "$job" -n "$ns" >/dev/null 2>&1; then fail "hook Job left after success"; fi
   "$vpy" "$here/files/checks.py" logins "$config" "$work" "$tools"
 

@@ -31,6 +31,9 @@ import urllib.request
 
 import yaml
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "chart_pg_tikv", "files"))
+from secret_logins import login_checks, run_logins  # noqa: E402  pylint: disable=wrong-import-position
+
 
 def sh(argv, **kwargs):
     return subprocess.run(argv, capture_output=True, text=True, check=False, **kwargs)
@@ -164,18 +167,9 @@ def pgcheck(tools, python, mode, request):
     return json.loads(res.stdout)
 
 
-def logins(cfg, values, data):
-    """Every declared credential logs in; admin/admin is refused."""
-    checks = []
-    for tenant in values["tenants"]:
-        ref = tenant["adminPasswordSecret"]
-        checks.append({"login": tenant["name"] + ".admin", "password": data[ref["name"]][ref["key"]], "expect": "ok"})
-        checks.append({"login": tenant["name"] + ".admin", "password": "admin", "expect": "refused"})
-        for user in tenant["users"]:
-            ref = user["passwordSecret"]
-            checks.append({"login": tenant["name"] + "." + user["name"],
-                           "password": data[ref["name"]][ref["key"]], "expect": "ok"})
-    return {"host": cfg["pg_host"], "port": cfg["pg_port"], "checks": checks}
+def logins(args, cfg, values, data):
+    """Every declared credential logs in, admin/admin is refused (psycopg2)."""
+    return run_logins(args.tools, cfg["pg_host"], cfg["pg_port"], login_checks(values["tenants"], data))
 
 
 def summary(log_path):
@@ -226,7 +220,7 @@ def main():
         assert ks and ks["state"] == "ENABLED", ks
         for key, value in tenant.get("config", {}).items():
             assert ks["config"].get(key) == value, ks["config"]
-    res = pgcheck(args.tools, python, "logins", logins(cfg, values, data))
+    res = logins(args, cfg, values, data)
     assert not res["mismatches"], res["mismatches"]
     print("   PD (raw HTTP): both keyspaces ENABLED with their config; psycopg2: %d logins as expected "
           "(admins with the Secret's password, admin/admin refused, 3 users)" % len(res["results"]))
@@ -249,7 +243,7 @@ def main():
         "password": data["hk-shared"]["admin2"], "statements": ['DROP ROLE "app"'],
         "secrets": [data["hk-shared"]["admin2"]]})
     assert res["outcome"] == "ok", res
-    broken = pgcheck(args.tools, python, "logins", logins(cfg, values, data))
+    broken = logins(args, cfg, values, data)
     assert len(broken["mismatches"]) == 3, broken["mismatches"]
     print("4. broken by hand: %s admin back to admin/admin, %s user app dropped (%d logins now wrong)"
           % (t1["name"], t2["name"], len(broken["mismatches"])))
@@ -259,7 +253,7 @@ def main():
     line, recap = summary(os.path.join(args.work, "run3.log"))
     print("5. third run: " + line)
     assert line.startswith("2 tenants: 0 created, 2 changed, 0 unchanged, 0 failed; users: 1 created"), line
-    res = pgcheck(args.tools, python, "logins", logins(cfg, values, data))
+    res = logins(args, cfg, values, data)
     assert not res["mismatches"], res["mismatches"]
     print("   repaired: psycopg2 %d logins as expected again" % len(res["results"]))
 

@@ -14,11 +14,13 @@
 
 import json
 import os
-import subprocess
 import sys
 import urllib.request
 
 import yaml
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "chart_pg_tikv", "files"))
+from secret_logins import login_checks, run_logins  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def pd_url(cfg):
@@ -94,19 +96,7 @@ def declare(work, step):
 def logins(cfg, work, tools):
     doc = load(os.path.join(work, "last.yml"))
     data = load(os.path.join(work, "secret-data.json"))
-    checks = []
-    for tenant in doc["platform_values"]["tenants"]:
-        ref = tenant["adminPasswordSecret"]
-        checks.append({"login": tenant["name"] + ".admin", "password": data[ref["name"]][ref["key"]], "expect": "ok"})
-        checks.append({"login": tenant["name"] + ".admin", "password": "admin", "expect": "refused"})
-        for user in tenant["users"]:
-            ref = user["passwordSecret"]
-            checks.append({"login": tenant["name"] + "." + user["name"],
-                           "password": data[ref["name"]][ref["key"]], "expect": "ok"})
-    res = subprocess.run([sys.executable, os.path.join(tools, "pgcheck.py"), "logins"], capture_output=True,
-                         text=True, check=True,
-                         input=json.dumps({"host": cfg["pg_host"], "port": cfg["pg_port"], "checks": checks}))
-    result = json.loads(res.stdout)
+    result = run_logins(tools, cfg["pg_host"], cfg["pg_port"], login_checks(doc["platform_values"]["tenants"], data))
     assert not result["mismatches"], result["mismatches"]
     print("   psycopg2: %d logins as expected (admin with the Secret's password, admin/admin refused, users)"
           % len(result["results"]))
