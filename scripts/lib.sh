@@ -36,7 +36,7 @@ export PGTIKV_DOUBLE_PORT="${PGTIKV_DOUBLE_PORT:-25433}"
 # The Kubernetes test cluster takes 6 loopback ports from KUBE_PORT_BASE on
 # (apiserver, etcd, etcd peer, controller-manager, scheduler, kwok). The
 # default follows POSTGRES_PORT, so a stack with its own ports gets its own
-# cluster ports too. A running cluster keeps the ports it was created with.
+# cluster ports too. tests/stack/start recreates a cluster whose ports changed.
 export KUBE_PORT_BASE="${KUBE_PORT_BASE:-$((POSTGRES_PORT + 8))}"
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
