@@ -17,6 +17,7 @@ import os
 import pathlib
 import secrets
 import subprocess
+import tempfile
 import time
 from urllib.parse import urlparse
 
@@ -310,3 +311,95 @@ def test_helm_install_hook_uninstall(kube_env, kubectl, namespace, chart, helm_v
     helm("uninstall", "rel", "--wait", "--timeout", "1m")
     assert json.loads(helm("list", "-o", "json").stdout) == []
     assert kubectl("get", "deployment", "rel-web", "-n", namespace, check=False).returncode != 0
+
+
+# ---------------------------------------------------------------- lifecycle
+
+STACK_SCRIPTS = pathlib.Path(__file__).resolve().parents[2] / "tests" / "stack"
+
+
+def free_port_block(size):
+    """The first of `size` consecutive loopback ports nobody listens on."""
+    out = subprocess.run(["ss", "-Htan"], capture_output=True, text=True, check=True).stdout
+    used = {int(line.split()[3].rsplit(":", 1)[1]) for line in out.splitlines()}
+    for base in range(30100, 32700, size):
+        if not used & set(range(base, base + size)):
+            return base
+    pytest.fail("no block of %d free loopback ports in 30100-32700" % size)
+    return None
+
+
+def running(pids):
+    """The pids that still run (a zombie, exited but not reaped, does not count)."""
+    alive = []
+    for pid in pids:
+        try:
+            state = pathlib.Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            continue
+        if state != "Z":
+            alive.append(pid)
+    return alive
+
+
+@pytest.fixture
+def private_stack():
+    """A second, throw-away stack (own dir and ports) that this test may break."""
+    stack_dir = tempfile.mkdtemp(prefix="pgtikv-kube-lifecycle.", dir="/tmp")
+    os.chmod(stack_dir, 0o755)  # PostgreSQL runs as the postgres user
+    base = free_port_block(10)
+    env = dict(os.environ, PGTIKV_STACK_DIR=stack_dir, PD_CLIENT_PORT=str(base), PD_PEER_PORT=str(base + 1),
+               POSTGRES_PORT=str(base + 2), PGTIKV_DOUBLE_PORT=str(base + 3), KUBE_PORT_BASE=str(base + 4))
+    env.pop("KUBECONFIG", None)
+    yield env
+    subprocess.run([str(STACK_SCRIPTS / "stop"), "--purge"], env=env, capture_output=True, timeout=120, check=False)
+
+
+@pytest.mark.slow
+def test_start_stop_repair(private_stack):
+    """start/stop on a private stack: stop leaves no process and no port,
+    start after stop keeps the objects, a killed apiserver is repaired."""
+    env = private_stack
+    stack_dir = pathlib.Path(env["PGTIKV_STACK_DIR"])
+    pid_dir = stack_dir / "kube" / "kwok" / "clusters" / "pgtikv" / "pids"
+    ports = range(int(env["KUBE_PORT_BASE"]), int(env["KUBE_PORT_BASE"]) + 6)
+
+    def stack(script, *args):
+        return run(env, str(STACK_SCRIPTS / script), *args, timeout=300).stderr
+
+    def kubectl_(*args, check=True):
+        return run(env, env.get("KUBECTL_BIN") or os.path.join(env["PGTIKV_KUBE_BIN"], "kubectl"),
+                   "--kubeconfig", str(stack_dir / "kube" / "kubeconfig"), *args, check=check)
+
+    def pids():
+        return {name.stem: int(name.read_text()) for name in pid_dir.glob("*.pid")}
+
+    def listening():
+        out = subprocess.run(["ss", "-Hltn"], capture_output=True, text=True, check=True).stdout
+        return {int(line.split()[3].rsplit(":", 1)[1]) for line in out.splitlines()} & set(ports)
+
+    assert "Kubernetes: creating cluster" in stack("start")
+    assert listening() == set(ports)
+    kubectl_("create", "configmap", "survivor", "-n", "default", "--from-literal=k=v")
+
+    before = pids()
+    assert len(before) == 5
+    stack("stop")
+    assert not running(before.values())
+    assert not listening()
+
+    assert "starting the stopped cluster" in stack("start")
+    assert kubectl_("get", "configmap", "survivor", "-n", "default", "-o", "jsonpath={.data.k}").stdout == "v"
+
+    os.kill(pids()["kube-apiserver"], 9)
+    assert "only partly running; restarting" in stack("start")
+    assert kubectl_("get", "--raw", "/readyz").stdout.strip() == "ok"
+    assert kubectl_("get", "configmap", "survivor", "-n", "default", "-o", "jsonpath={.data.k}").stdout == "v"
+
+    assert "Kubernetes: already up" in stack("start")
+
+    last = pids()
+    stack("stop", "--purge")
+    assert not stack_dir.exists()
+    assert not running(last.values())
+    assert not listening()
