@@ -105,7 +105,7 @@ JSON
   echo "   kubectl: 1 Completed event of Job $job (helm deleted the Job: hook-succeeded)"
   if "${kubectl[@]}" get job "$job" -n "$ns" >/dev/null 2>&1; then fail "the succeeded hook Job is still there"; fi
   "$vpy" "$here/files/checks.py" snapshot "$config" "$work/pd-1.json"
-  "$vpy" "$here/files/checks.py" pd-diff "$work/pd-0.json" "$work/pd-1.json" "pk_${sfx}_a" "pk_${sfx}_b"
+  "$vpy" "$here/files/checks.py" pd-diff "$work/pd-0.json" "$work/pd-1.json" "pk_${sfx}_" "pk_${sfx}_a" "pk_${sfx}_b"
   "$vpy" "$here/files/checks.py" logins "$config" "$work" "$tools"
 
   step "identical re-run: no change"
@@ -121,7 +121,7 @@ JSON
   [ "$(completed_events)" = 2 ] || fail "the hook did not run again ($(completed_events) Completed events)"
   echo "   kubectl: the hook Job ran again (2 Completed events)"
   "$vpy" "$here/files/checks.py" snapshot "$config" "$work/pd-2.json"
-  "$vpy" "$here/files/checks.py" pd-diff "$work/pd-1.json" "$work/pd-2.json" "pk_${sfx}_c"
+  "$vpy" "$here/files/checks.py" pd-diff "$work/pd-1.json" "$work/pd-2.json" "pk_${sfx}_" "pk_${sfx}_c"
   "$vpy" "$here/files/checks.py" logins "$config" "$work" "$tools"
 
   step "failure path: the hook pod fails (kwok Stage, annotation pgtikv.cloud/test-fail)"
@@ -130,7 +130,7 @@ JSON
   grep -E 'Release pt \(namespace [^)]*\) revision 3 is NOT complete' "$LAST_LOG" | head -1 | sed -E 's/^ +"//; s/",?$//; s/^/   /'
   grep -qE "Release pt \\(namespace $ns\\) revision 3 is NOT complete" "$LAST_LOG" || fail "message without release and revision"
   grep -qE "tenant-bootstrap Job $job of revision 3: failed: BackoffLimitExceeded" "$LAST_LOG" || fail "message without the failed Job"
-  grep -E "tenant-bootstrap Job|  pod |  event " "$LAST_LOG" | sed -E 's/^ +"//; s/",?$//; s/^/   /' | sort -u | head -6
+  grep -E '^ +"(tenant-bootstrap Job|  pod |  event |  logs)' "$LAST_LOG" | sed -E 's/^ +"//; s/",?$//; s/^/   /' | sort -u | head -8
   [ "$(revision)" = "3 failed" ] || fail "after the failure: $(revision)"
   "${kubectl[@]}" get job "$job" -n "$ns" >/dev/null || fail "the failed Job was not kept for debugging"
   echo "   helm: revision 3 failed; the failed Job is kept for debugging"
@@ -149,16 +149,22 @@ JSON
   [ "$left" = 0 ] || fail "$left release objects left after uninstall"
   echo "   kubectl: no Job, ConfigMap, Deployment, Service or Pod of the release left"
   "$vpy" "$here/files/checks.py" snapshot "$config" "$work/pd-4.json"
-  "$vpy" "$here/files/checks.py" pd-diff "$work/pd-3.json" "$work/pd-4.json"
+  "$vpy" "$here/files/checks.py" pd-diff "$work/pd-3.json" "$work/pd-4.json" "pk_${sfx}_"
   "$vpy" "$here/files/checks.py" pd-enabled "$config" "pk_${sfx}_a" "pk_${sfx}_b" "pk_${sfx}_c"
   "${kubectl[@]}" delete namespace "$ns" --wait=false >/dev/null
 
   step "leak check over every -vvv log"
   cat "$work"/logs/*.log >"$work/all.log"
-  "$py" "$tools/leakcheck.py" "$work/all.log" "$work/secrets.json" 7 --expect pg_tikv_tenants --expect kubernetes.core.helm
+  "$py" "$tools/leakcheck.py" "$work/all.log" "$work/secrets.json" 7 --expect pg_tikv_tenants --expect "Helm upgrade --install with wait"
   echo "=== $flavor: all steps passed in $((SECONDS - t0))s"
 }
 
-run_flavor helm4 "$HELM_BIN" "$(dirname "$PGTIKV_PYTHON312")" "$PGTIKV_K8S_COLLECTIONS_PY312"
-run_flavor helm3 "$HELM3_BIN" "$(dirname "$py")" "$PGTIKV_K8S_COLLECTIONS_PY311"
+# PLATFORM_FLAVORS narrows the run while iterating (default: both).
+for flavor in ${PLATFORM_FLAVORS:-helm4 helm3}; do
+  case "$flavor" in
+    helm4) run_flavor helm4 "$HELM_BIN" "$(dirname "$PGTIKV_PYTHON312")" "$PGTIKV_K8S_COLLECTIONS_PY312" ;;
+    helm3) run_flavor helm3 "$HELM3_BIN" "$(dirname "$py")" "$PGTIKV_K8S_COLLECTIONS_PY311" ;;
+    *) fail "unknown flavor $flavor" ;;
+  esac
+done
 echo "platform_kwok: all steps passed in $((SECONDS - total))s"

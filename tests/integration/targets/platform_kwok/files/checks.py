@@ -4,7 +4,8 @@
 """Verifiers of the platform target, none of them the collection's code.
 
   checks.py snapshot CONFIG OUT          raw HTTP GET of every PD keyspace -> OUT (JSON, name -> keyspace)
-  checks.py pd-diff BEFORE AFTER NEW...  exactly NEW appeared, every other keyspace is byte-for-byte unchanged
+  checks.py pd-diff BEFORE AFTER PREFIX NEW...  of the keyspaces named PREFIX*, exactly NEW appeared
+                                         and the others are byte-for-byte unchanged
   checks.py pd-enabled CONFIG NAME...    each NAME exists in PD and is ENABLED
   checks.py declare WORK STEP            write WORK/platform-STEP.yml (the playbook's vars file) and record
                                          the passwords in WORK/secrets.json; steps: install, upgrade, fail
@@ -108,14 +109,18 @@ def main():
         with open(sys.argv[3], "w", encoding="utf-8") as fh:
             json.dump(snapshot(load(sys.argv[2])), fh)
     elif cmd == "pd-diff":
-        before, after, new = load(sys.argv[2]), load(sys.argv[3]), set(sys.argv[4:])
+        # Other tests may share this PD and change their own keyspaces: only
+        # this run's keyspaces (PREFIX*) are compared.
+        prefix, new = sys.argv[4], set(sys.argv[5:])
+        before = {n: ks for n, ks in load(sys.argv[2]).items() if n.startswith(prefix)}
+        after = {n: ks for n, ks in load(sys.argv[3]).items() if n.startswith(prefix)}
         added = set(after) - set(before)
         assert added == new, "PD: expected exactly %s created, got %s" % (sorted(new), sorted(added))
         assert not set(before) - set(after), "PD: keyspaces vanished"
         changed = sorted(n for n in before if before[n] != after[n])
         assert not changed, "PD: keyspaces changed: %s" % changed
-        print("   PD snapshot (raw HTTP): exactly %s created, the other %d keyspaces unchanged"
-              % (sorted(added), len(before)))
+        print("   PD snapshot (raw HTTP): of the %s* keyspaces exactly %s created, the %d others unchanged"
+              % (prefix, sorted(added), len(before)))
     elif cmd == "pd-enabled":
         snap = snapshot(load(sys.argv[2]))
         for name in sys.argv[3:]:
