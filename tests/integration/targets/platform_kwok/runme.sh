@@ -115,8 +115,23 @@ JSON
   [ "$(completed_events)" = 1 ] || fail "the hook ran on a no-op re-run"
   echo "   changed=0, still revision 1, the hook did not run"
 
-  step "upgrade adding tenant c"
+  step "check mode with diff: the upgrade adding tenant c, nothing applied"
   "$vpy" "$here/files/checks.py" declare "$work" upgrade
+  "$vpy" "$here/files/checks.py" snapshot "$config" "$work/pd-check-0.json"
+  play check pgtikv.cloud.deploy_platform -e "pgtikv_platform_file=$work/platform-upgrade.yml" --check --diff \
+    || { grep -E 'fatal|msg' "$LAST_LOG" | tail -30; fail "check mode"; }
+  grep -qE "a run would upgrade it from revision 1 \(values or chart changed\); tenants not yet in the release: pk_${sfx}_c" "$LAST_LOG" \
+    || fail "check mode did not report the planned upgrade"
+  grep -qE "^\+ +- adminPasswordSecret:|^\+ +name: pk_${sfx}_c" "$LAST_LOG" || fail "diff mode did not show the new tenant"
+  grep -qE "helm upgrade --install|'--dry-run=server'" "$LAST_LOG" || fail "no server dry run"
+  grep -oE ': a run would [^"]*' "$LAST_LOG" | head -1 | sed 's/^: /   /'
+  grep -E "^\+ +name: pk_${sfx}_c" "$LAST_LOG" | head -1 | sed 's/^/   diff: /'
+  [ "$(revision)" = "1 deployed" ] || fail "check mode changed the release: $(revision)"
+  "$vpy" "$here/files/checks.py" snapshot "$config" "$work/pd-check-1.json"
+  "$vpy" "$here/files/checks.py" pd-diff "$work/pd-check-0.json" "$work/pd-check-1.json" "pk_${sfx}_"
+  echo "   still revision 1; no keyspace created"
+
+  step "upgrade adding tenant c"
   deployed upgrade 2
   [ "$(completed_events)" = 2 ] || fail "the hook did not run again ($(completed_events) Completed events)"
   echo "   kubectl: the hook Job ran again (2 Completed events)"
