@@ -353,6 +353,7 @@ def private_stack():
     env.pop("KUBECONFIG", None)
     yield env
     subprocess.run([str(STACK_SCRIPTS / "stop"), "--purge"], env=env, capture_output=True, timeout=120, check=False)
+    pathlib.Path(stack_dir + ".lock").unlink(missing_ok=True)  # start/stop's flock file
 
 
 @pytest.mark.slow
