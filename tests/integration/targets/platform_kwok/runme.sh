@@ -8,7 +8,8 @@
 #   again; a PD snapshot shows only the new tenant created) -> failure path (a
 #   hook pod failed by the test Stage: readable message naming the release
 #   and revision) -> the fix repairs -> uninstall (hook resources gone,
-#   keyspaces untouched: PD cannot delete).
+#   keyspaces untouched: PD cannot delete) -> a self-contained release
+#   (pd.deploy: true: PD and TiKV StatefulSets with bound PVCs).
 #
 # kwok fakes pods: nothing in a pod runs. Deployments become ready and hook
 # Jobs complete (or fail, with the test-fail annotation) by kwok Stages. So
@@ -19,6 +20,9 @@ set -euo pipefail
 # shellcheck source=../chart_pg_tikv/files/kube_env.sh
 . ../chart_pg_tikv/files/kube_env.sh
 here="$(pwd)"
+# ansible-test puts its own ansible-core on PYTHONPATH; each flavor runs the
+# ansible-core of its own venv.
+unset PYTHONPATH
 cases="$(cd ../chart_pg_tikv/files && pwd)/schema_cases.yml"
 base_cpath="${ANSIBLE_COLLECTIONS_PATH:-}"
 export ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_INVENTORY_UNPARSED_WARNING=false ANSIBLE_DEPRECATION_WARNINGS=false
@@ -27,7 +31,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 total=$SECONDS
 
 run_flavor() {
-  local flavor="$1" helm="$2" venv_bin="$3" kcoll="$4"
+  local flavor="$1" helm="$2" venv_bin="$3" kcoll="$4" core="$5"
   local t0=$SECONDS sfx work ns release=pt job=pt-pg-tikv-tenant-bootstrap n=0
   sfx="$(head -c 3 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   work="$(mktemp -d "$out/platform-$flavor.XXXXXX")"; chmod 700 "$work"
@@ -36,6 +40,7 @@ run_flavor() {
   local apb="$venv_bin/ansible-playbook" vpy="$venv_bin/python"
   export ANSIBLE_COLLECTIONS_PATH="$base_cpath:$kcoll"
   echo "=== $flavor: $("$helm" version --short), $("$apb" --version | head -1), namespace $ns"
+  "$apb" --version | head -1 | grep -qF "[core $core." || fail "$flavor must run on ansible-core $core"
   step() { n=$((n + 1)); echo "== $flavor step $n: $*"; }
   # play NAME ARGS...: ansible-playbook -vvv into logs/NN-NAME.log; returns its rc.
   play() {
@@ -166,6 +171,17 @@ JSON
   "$vpy" "$here/files/checks.py" snapshot "$config" "$work/pd-4.json"
   "$vpy" "$here/files/checks.py" pd-diff "$work/pd-3.json" "$work/pd-4.json" "pk_${sfx}_"
   "$vpy" "$here/files/checks.py" pd-enabled "$config" "pk_${sfx}_a" "pk_${sfx}_b" "pk_${sfx}_c"
+
+  step "self-contained release (pd.deploy: true): PD and TiKV StatefulSets with PVCs"
+  "$vpy" "$here/files/checks.py" declare "$work" selfcontained
+  deploy selfcontained || { grep -E 'fatal|msg' "$LAST_LOG" | tail -30; fail "self-contained"; }
+  grep -qE 'Release pt-sc revision 1: deployed, 3 workloads ready' "$LAST_LOG" || fail "3 workloads not proven ready"
+  grep -oE 'Release pt-sc revision [0-9]+: deployed, [^"]*' "$LAST_LOG" | tail -1 | sed 's/^/   /'
+  bound="$("${kubectl[@]}" get pvc -n "$ns" -l app.kubernetes.io/instance=pt-sc -o json |
+           "$vpy" -c 'import json,sys; print(sum(p["status"]["phase"] == "Bound" for p in json.load(sys.stdin)["items"]))')"
+  [ "$bound" = 6 ] || fail "expected 6 Bound PVCs (3 PD + 3 TiKV), got $bound"
+  echo "   kubectl: 6 PVCs Bound (3 PD, 3 TiKV)"
+  "$helm" --kubeconfig "$KUBECONFIG" uninstall pt-sc -n "$ns" --wait --timeout 2m >/dev/null
   "${kubectl[@]}" delete namespace "$ns" --wait=false >/dev/null
 
   step "leak check over every -vvv log"
@@ -177,8 +193,8 @@ JSON
 # PLATFORM_FLAVORS narrows the run while iterating (default: both).
 for flavor in ${PLATFORM_FLAVORS:-helm4 helm3}; do
   case "$flavor" in
-    helm4) run_flavor helm4 "$HELM_BIN" "$(dirname "$PGTIKV_PYTHON312")" "$PGTIKV_K8S_COLLECTIONS_PY312" ;;
-    helm3) run_flavor helm3 "$HELM3_BIN" "$(dirname "$py")" "$PGTIKV_K8S_COLLECTIONS_PY311" ;;
+    helm4) run_flavor helm4 "$HELM_BIN" "$(dirname "$PGTIKV_PYTHON312")" "$PGTIKV_K8S_COLLECTIONS_PY312" 2.21 ;;
+    helm3) run_flavor helm3 "$HELM3_BIN" "$(dirname "$py")" "$PGTIKV_K8S_COLLECTIONS_PY311" 2.19 ;;
     *) fail "unknown flavor $flavor" ;;
   esac
 done

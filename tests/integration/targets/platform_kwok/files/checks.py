@@ -8,7 +8,7 @@
                                          and the others are byte-for-byte unchanged
   checks.py pd-enabled CONFIG NAME...    each NAME exists in PD and is ENABLED
   checks.py declare WORK STEP            write WORK/platform-STEP.yml (the playbook's vars file) and record
-                                         the passwords in WORK/secrets.json; steps: install, upgrade, fail
+                                         the passwords in WORK/secrets.json; steps: install, upgrade, fail, selfcontained
   checks.py logins CONFIG WORK TOOLS     psycopg2 (pgcheck.py): every declared credential of the last
                                          declaration logs in, admin/admin is refused
 """
@@ -71,12 +71,16 @@ def declare(work, step):
         "bootstrap": {"backoffLimit": 1, "activeDeadlineSeconds": 120},
         "tenants": tenants_of(work, step, state["sfx"]),
     }
+    if step == "selfcontained":
+        # PD and TiKV StatefulSets of the release (volumeClaimTemplates bound
+        # by kwok's volume Stages); no tenants, so no hook.
+        values = {"pd": {"deploy": True, "replicas": 3}, "tikv": {"replicas": 3}, "pgtikv": {"replicas": 2}}
     if step == "fail":
         # The project's kwok Stage fails pods with this annotation (tests/stack/kube/stages.yaml).
         values["bootstrap"]["podAnnotations"] = {"pgtikv.cloud/test-fail": "true"}
         values["bootstrap"]["backoffLimit"] = 0
     doc = {
-        "platform_release_name": state["release"],
+        "platform_release_name": state["release"] + ("-sc" if step == "selfcontained" else ""),
         "platform_namespace": state["namespace"],
         "platform_helm_binary": state["helm"],
         "platform_helm_timeout": "3m",
