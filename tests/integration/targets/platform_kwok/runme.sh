@@ -39,8 +39,9 @@ run_flavor() {
   mkdir -p "$work/logs"
   local apb="$venv_bin/ansible-playbook" vpy="$venv_bin/python"
   export ANSIBLE_COLLECTIONS_PATH="$base_cpath:$kcoll"
-  echo "=== $flavor: $("$helm" version --short), $("$apb" --version | head -1), namespace $ns"
-  "$apb" --version | head -1 | grep -qF "[core $core." || fail "$flavor must run on ansible-core $core"
+  local version; version="$("$apb" --version)"; version="${version%%$'\n'*}"
+  echo "=== $flavor: $("$helm" version --short), $version, namespace $ns"
+  [[ "$version" == *"[core $core."* ]] || fail "$flavor must run on ansible-core $core, not: $version"
   step() { n=$((n + 1)); echo "== $flavor step $n: $*"; }
   # play NAME ARGS...: ansible-playbook -vvv into logs/NN-NAME.log; returns its rc.
   play() {
@@ -119,6 +120,21 @@ JSON
   [ "$(revision)" = "1 deployed" ] || fail "re-run made a revision: $(revision)"
   [ "$(completed_events)" = 1 ] || fail "the hook ran on a no-op re-run"
   echo "   changed=0, still revision 1, the hook did not run"
+
+  step "tenants the controller cannot prove: the role fails naming the release, its revision and each tenant"
+  "$vpy" "$here/files/checks.py" declare "$work" unreachable
+  if play deploy-unreachable pgtikv.cloud.deploy_platform -e "pgtikv_platform_file=$work/platform-unreachable.yml"; then
+    fail "tenants that cannot be proven passed"
+  fi
+  grep -qE "Release pt \\(namespace $ns\\) revision 1 deployed, but its tenants are NOT complete" "$LAST_LOG" \
+    || fail "no headline naming the release and revision"
+  for t in a b; do
+    grep -qE "^ +\"pk_${sfx}_$t[: ]" "$LAST_LOG" || fail "tenant pk_${sfx}_$t not listed as incomplete"
+  done
+  grep -oE "Release pt \\(namespace [^)]*\\) revision 1 deployed, but its tenants are NOT complete:" "$LAST_LOG" \
+    | head -1 | sed 's/^/   /'
+  grep -oE "\"pk_${sfx}_[ab]: [^\"]{0,140}" "$LAST_LOG" | sort -u | sed 's/^"/     /'
+  [ "$(revision)" = "1 deployed" ] || fail "the release changed: $(revision)"
 
   step "check mode with diff: the upgrade adding tenant c, nothing applied"
   "$vpy" "$here/files/checks.py" declare "$work" upgrade

@@ -8,7 +8,9 @@
                                          and the others are byte-for-byte unchanged
   checks.py pd-enabled CONFIG NAME...    each NAME exists in PD and is ENABLED
   checks.py declare WORK STEP            write WORK/platform-STEP.yml (the playbook's vars file) and record
-                                         the passwords in WORK/secrets.json; steps: install, upgrade, fail, selfcontained
+                                         the passwords in WORK/secrets.json; steps: install, unreachable
+                                         (install, the controller pointed at a closed port), upgrade,
+                                         fail, selfcontained
   checks.py logins CONFIG WORK TOOLS     psycopg2 (pgcheck.py): every declared credential of the last
                                          declaration logs in, admin/admin is refused
 """
@@ -92,10 +94,14 @@ def declare(work, step):
         "platform_pg_port": int(cfg["pg_port"]),
         "platform_tenants_max_workers": 4,
     }
+    if step == "unreachable":
+        # The release is fine, but the controller cannot reach pg-tikv.
+        doc["platform_pg_port"] = 1
     with open(os.path.join(work, "platform-%s.yml" % step), "w", encoding="utf-8") as fh:
         yaml.safe_dump(doc, fh)
-    with open(os.path.join(work, "last.yml"), "w", encoding="utf-8") as fh:
-        yaml.safe_dump(doc, fh)
+    if step != "unreachable":
+        with open(os.path.join(work, "last.yml"), "w", encoding="utf-8") as fh:
+            yaml.safe_dump(doc, fh)
 
 
 def logins(cfg, work, tools):
