@@ -61,6 +61,8 @@ tenants_ssl_mode: require
   value: {{ .Values.pgtikv.port | quote }}
 - name: BOOTSTRAP_WAIT_SECONDS
   value: {{ .Values.bootstrap.waitSeconds | quote }}
+- name: BOOTSTRAP_WAIT_TIKV
+  value: {{ .Values.bootstrap.waitForTiKV | quote }}
 {{- end -}}
 
 {{- define "pg-tikv.restrictedContainer" -}}

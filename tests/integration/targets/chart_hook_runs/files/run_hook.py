@@ -16,6 +16,10 @@
    ansible-playbook resolve to the test venv (the image would provide them),
    and the collection is the one under test (ANSIBLE_COLLECTIONS_PATH).
 3. Verify through other clients: raw HTTP GET to PD, psycopg2 logins.
+0. First the Job with the chart's default gate (waitForTiKV): the local PD
+   has no TiKV store Up, so the init container must give up and the
+   provision container must never start. The runs below turn that one check
+   off (the local stack has no TiKV).
 4. Run again (a no-op), break a tenant by hand (admin back to admin/admin, a
    user dropped), run again (repaired). The last two runs add
    ANSIBLE_VERBOSITY=3 and no password may appear in their output.
@@ -39,11 +43,14 @@ def sh(argv, **kwargs):
     return subprocess.run(argv, capture_output=True, text=True, check=False, **kwargs)
 
 
-def render(args, cfg, sfx, work):
+def render(args, cfg, sfx, work, bootstrap=None):
     pd = cfg["pd_endpoints"][0]
     values = {
         "pd": {"endpoints": [pd if "://" in pd else "http://" + pd]},
         "pgtikv": {"port": int(cfg["pg_port"])},
+        # The local PD runs without TiKV (one mock store, Down): the gate's
+        # TiKV check is off here, and proven to hold the hook back in step 0.
+        "bootstrap": bootstrap or {"waitForTiKV": False},
         "tenants": [
             {"name": "hk_%s_1" % sfx, "config": {"owner": "team-a"},
              "adminPasswordSecret": {"name": "hk-one", "key": "admin"},
@@ -54,7 +61,7 @@ def render(args, cfg, sfx, work):
              "users": [{"name": "app", "passwordSecret": {"name": "hk-shared", "key": "app2"}}]},
         ],
     }
-    path = os.path.join(work, "values.yaml")
+    path = os.path.join(work, "values-%s.yaml" % ("gate" if bootstrap else "run"))
     with open(path, "w", encoding="utf-8") as fh:
         yaml.safe_dump(values, fh)
     res = sh([args.helm, "template", "hk", args.chart, "--namespace", "hookns", "-f", path])
@@ -192,6 +199,26 @@ def main():
     data = secret_objects()
     with open(os.path.join(args.work, "secrets.json"), "w", encoding="utf-8") as fh:
         json.dump([v for d in data.values() for v in d.values()], fh)
+
+    # 0. The readiness gate (the init container) with its defaults: PD is
+    #    healthy but has no TiKV store Up, so it must give up, and the
+    #    provision container never starts.
+    gate_values, gate_docs = render(args, cfg, sfx, args.work, {"waitSeconds": 3})
+    gate_job = [d for d in gate_docs if d["kind"] == "Job"][0]
+    gate_root = os.path.join(args.work, "gate-root")
+    gate_plan = steps(gate_job, materialize(gate_job, {d["metadata"]["name"]: d for d in gate_docs
+                                                        if d["kind"] == "ConfigMap"}, data, gate_root), cfg, python)
+    assert gate_plan[0][2]["BOOTSTRAP_WAIT_TIKV"] == "true", gate_plan[0][2]
+    failed, rc = run_pod(gate_plan, python, os.path.join(args.work, "gate.log"))
+    with open(os.path.join(args.work, "gate.log"), encoding="utf-8") as fh:
+        gate_log = fh.read()
+    assert failed == gate_plan[0][0] and rc == 1, (failed, rc)
+    assert "gave up waiting: no TiKV store is Up (stores: Down)" in gate_log, gate_log
+    assert "ansible-playbook" not in gate_log, "the provision container ran after a failed gate"
+    for tenant in gate_values["tenants"]:
+        assert pd_get(cfg, tenant["name"]) is None, "the gate let a tenant through"
+    print("0. readiness gate (defaults): %s gave up after 3 s: no TiKV store is Up (stores: Down); "
+          "provision never ran" % failed)
 
     values, docs = render(args, cfg, sfx, args.work)
     jobs = [d for d in docs if d["kind"] == "Job"]
