@@ -206,8 +206,8 @@ def main():
     gate_values, gate_docs = render(args, cfg, sfx, args.work, {"waitSeconds": 3})
     gate_job = [d for d in gate_docs if d["kind"] == "Job"][0]
     gate_root = os.path.join(args.work, "gate-root")
-    gate_plan = steps(gate_job, materialize(gate_job, {d["metadata"]["name"]: d for d in gate_docs
-                                                        if d["kind"] == "ConfigMap"}, data, gate_root), cfg, python)
+    gate_configmaps = {d["metadata"]["name"]: d for d in gate_docs if d["kind"] == "ConfigMap"}
+    gate_plan = steps(gate_job, materialize(gate_job, gate_configmaps, data, gate_root), cfg, python)
     assert gate_plan[0][2]["BOOTSTRAP_WAIT_TIKV"] == "true", gate_plan[0][2]
     failed, rc = run_pod(gate_plan, python, os.path.join(args.work, "gate.log"))
     with open(os.path.join(args.work, "gate.log"), encoding="utf-8") as fh:
