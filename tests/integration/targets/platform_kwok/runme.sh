@@ -29,6 +29,19 @@ export ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_INVENTORY_UNPARSED_WARNING=false 
 kubectl=("$KUBECTL_BIN" --kubeconfig "$KUBECONFIG")
 fail() { echo "FAIL: $*"; exit 1; }
 total=$SECONDS
+# Namespaces this run created; whatever happens, their releases are
+# uninstalled and they are deleted at exit (logs stay in the output dir).
+created_ns=()
+cleanup() {
+  local ns
+  for ns in "${created_ns[@]}"; do
+    for rel in $("$HELM_BIN" --kubeconfig "$KUBECONFIG" list -n "$ns" -q 2>/dev/null); do
+      "$HELM_BIN" --kubeconfig "$KUBECONFIG" uninstall "$rel" -n "$ns" >/dev/null 2>&1 || true
+    done
+    "${kubectl[@]}" delete namespace "$ns" --wait=false --ignore-not-found >/dev/null 2>&1 || true
+  done
+}
+trap cleanup EXIT
 
 run_flavor() {
   local flavor="$1" helm="$2" venv_bin="$3" kcoll="$4" core="$5"
@@ -79,6 +92,7 @@ run_flavor() {
 
   step "Secrets for the tenants (kubectl, from 0600 files)"
   "${kubectl[@]}" create namespace "$ns" >/dev/null
+  created_ns+=("$ns")
   "$vpy" - "$work" <<'PY'
 import json, os, secrets, sys
 work = sys.argv[1]
