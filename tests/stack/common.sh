@@ -248,3 +248,83 @@ pg_stop() {
   ! pg_running || die "PostgreSQL did not stop (data dir $PG_DATA, log $PG_LOG)"
   clear_stale_pg_pid
 }
+
+# ------------------------------------------------------- Kubernetes test tier
+# Binaries (tests/stack/build-kube) and the Go caches that make rebuilds warm.
+KUBE_CACHE="$PGTIKV_CACHE/kube"
+KUBE_BIN_DIR="$PGTIKV_KUBE_BIN"
+KUBE_BUILD_DIR="$KUBE_CACHE/build"
+KUBE_GOMODCACHE="$PGTIKV_CACHE/go/mod"
+KUBE_GOCACHE="$PGTIKV_CACHE/go/cache"
+KWOK_VERSION=v0.8.0
+# kwok's own Stage definitions, read by tests/stack/kube/stages.py.
+KWOK_STAGE_SRC="$KUBE_GOMODCACHE/sigs.k8s.io/kwok@$KWOK_VERSION/kustomize/stage"
+
+# The cluster: everything kwokctl writes stays in the stack dir.
+KUBE_DIR="$PGTIKV_STACK_DIR/kube"
+KUBE_HOME="$KUBE_DIR/home"
+KWOK_WORKDIR="$KUBE_DIR/kwok"
+KUBE_CLUSTER=pgtikv
+KUBE_CLUSTER_DIR="$KWOK_WORKDIR/clusters/$KUBE_CLUSTER"
+KUBE_KUBECONFIG="$KUBE_DIR/kubeconfig"
+KUBE_LOG="$STACK_LOGS/kube.log"
+KUBE_APISERVER_PORT=$KUBE_PORT_BASE
+KUBE_ETCD_PORT=$((KUBE_PORT_BASE + 1))
+KUBE_ETCD_PEER_PORT=$((KUBE_PORT_BASE + 2))
+KUBE_CONTROLLER_MANAGER_PORT=$((KUBE_PORT_BASE + 3))
+KUBE_SCHEDULER_PORT=$((KUBE_PORT_BASE + 4))
+KUBE_KWOK_PORT=$((KUBE_PORT_BASE + 5))
+
+# kwokctl_ ARGS...: kwokctl on this stack's cluster, with HOME, KWOK_WORKDIR
+# and KUBECONFIG inside the stack dir and only the cached binaries on PATH
+# first. Output goes to the kube log: the control-plane processes it starts
+# inherit its stdout, which must not be a caller's pipe. fd 9 (the stack
+# lock) is closed for the same reason.
+kwokctl_() {
+  mkdir -p "$KUBE_HOME" "$STACK_LOGS"
+  printf '\n===== %s kwokctl %s =====\n' "$(date -Is)" "$*" >>"$KUBE_LOG"
+  HOME="$KUBE_HOME" KWOK_WORKDIR="$KWOK_WORKDIR" KUBECONFIG="$KUBE_KUBECONFIG" \
+    PATH="$KUBE_BIN_DIR:$PATH" \
+    setsid "$KUBE_BIN_DIR/kwokctl" --name "$KUBE_CLUSTER" "$@" </dev/null >>"$KUBE_LOG" 2>&1 9>&-
+}
+
+kubectl_() { HOME="$KUBE_HOME" "$KUBE_BIN_DIR/kubectl" --kubeconfig "$KUBE_KUBECONFIG" "$@"; }
+
+# kube_pids: the pids in kwokctl's pid files (the control-plane processes).
+kube_pids() {
+  local f
+  for f in "$KUBE_CLUSTER_DIR"/pids/*.pid; do
+    [ -s "$f" ] && tr -dc '0-9\n' <"$f" && echo
+  done | grep . || true
+}
+
+# kube_wait_gone PIDS...: wait up to 30 s for the processes to exit, then
+# SIGTERM and, 10 s later, SIGKILL what is left (only pids from kwokctl's own
+# pid files, checked against its binary dir).
+kube_wait_gone() {
+  local deadline=$((SECONDS + 30)) pid left signal=TERM
+  while :; do
+    left=()
+    for pid in "$@"; do alive "$pid" && cmdline_has "$pid" "$KUBE_CLUSTER_DIR" && left+=("$pid"); done
+    [ ${#left[@]} -eq 0 ] && return 0
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      log "Kubernetes: still alive: ${left[*]}; SIG$signal"
+      kill "-$signal" "${left[@]}" 2>/dev/null || true
+      [ "$signal" = KILL ] && return 0
+      signal=KILL deadline=$((SECONDS + 10))
+    fi
+    sleep 0.2
+  done
+}
+
+KUBE_NODES=2
+
+# kube_delete: remove the cluster (processes and data); wait for its processes.
+kube_delete() {
+  local pids
+  pids="$(kube_pids)"
+  kwokctl_ delete cluster --kubeconfig "$KUBE_KUBECONFIG" || true
+  # shellcheck disable=SC2086  # one pid per word
+  kube_wait_gone $pids
+  rm -rf "$KUBE_CLUSTER_DIR"
+}
