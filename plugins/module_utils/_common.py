@@ -226,7 +226,11 @@ def _secret_values(spec, params, prefix=""):
         value = (params or {}).get(key)
         if value is None:
             continue
-        if option.get("no_log"):
+        if option.get("no_log") and option.get("type") == "list" and isinstance(value, list):
+            # A list of secrets (previous_admin_passwords): each element must be a string.
+            for index, item in enumerate(value):
+                yield value, index, "%s%s[%d]" % (prefix, key, index), item
+        elif option.get("no_log"):
             yield params, key, prefix + key, value
         suboptions = option.get("options")
         if suboptions:
