@@ -65,12 +65,19 @@ _MAX_NAME = 253
 _PREFIX_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]*)?$")
 
 
-class Conflict(Exception):
-    """The API server refused a write: the object exists, or changed since it was read."""
+class Conflict(SecretStoreError):
+    """The API server refused a write: the object exists, or changed since it was read.
+    The store turns it into a message naming the object; it never escapes as it is."""
+
+    def __init__(self, message="the Kubernetes API refused a write: the object changed since it was read"):
+        super().__init__(message)
 
 
-class NotFound(Exception):
+class NotFound(SecretStoreError):
     """The object does not exist."""
+
+    def __init__(self, message="the Kubernetes object of the secret store does not exist"):
+        super().__init__(message)
 
 
 # ---------------------------------------------------------------------------
@@ -425,7 +432,11 @@ class KubeApi:
             if exc.status == 409:
                 raise Conflict() from None
             if exc.status == 404:
-                if 'namespaces "' in (exc.body or ""):
+                try:
+                    kind = (json.loads(exc.body or "{}").get("details") or {}).get("kind")
+                except (TypeError, ValueError, AttributeError):
+                    kind = None
+                if kind == "namespaces":
                     raise SecretStoreError("cannot %s: the namespace does not exist (create it, or give another "
                                            "secret_store.namespace)" % what) from None
                 raise NotFound() from None
