@@ -18,7 +18,6 @@ import pytest
 
 from ansible_collections.pgtikv.cloud.plugins.module_utils import _kube_store as ks
 from ansible_collections.pgtikv.cloud.plugins.module_utils._secret_store import SecretStoreError, StoreLocked
-from ansible_collections.pgtikv.cloud.plugins.plugin_utils._store_action import store_options
 
 NS = "tenants-store"
 DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
@@ -335,22 +334,3 @@ def test_without_the_kubernetes_library_the_message_says_what_to_install(monkeyp
     monkeypatch.setitem(sys.modules, "kubernetes", None)
     with pytest.raises(SecretStoreError, match="needs the Python library 'kubernetes' on the controller"):
         ks.KubeApi()
-
-
-@pytest.mark.parametrize("raw,text", [
-    ({"backend": "kubernetes"}, "secret_store.namespace is required"),
-    ({"backend": "kubernetes", "namespace": "ns", "path": "/x"}, "secret_store.path does not apply"),
-    ({"backend": "kubernetes", "namespace": "ns", "vault_encrypt": "always"}, "vault_encrypt does not apply"),
-    ({"backend": "kubernetes", "namespace": "ns", "name_prefix": "Bad_"}, "name_prefix must be"),
-    ({"backend": "kubernetes", "namespace": "ns", "lease_duration": 1}, "lease_duration must be at least 3"),
-    ({"path": "/x", "namespace": "ns"}, "secret_store.namespace does not apply to backend 'file'"),
-    ({"backend": "vault", "path": "/x"}, "must be 'file' or 'kubernetes'"),
-])
-def test_store_options_per_backend(raw, text):
-    with pytest.raises(SecretStoreError, match=re.escape(text)):
-        store_options(raw)
-
-
-def test_store_options_kubernetes_defaults():
-    opts = store_options({"backend": "kubernetes", "namespace": "ns", "vault_encrypt": "auto", "lock_timeout": "5"})
-    assert opts["name_prefix"] == "pgtikv-tenant-" and opts["lease_duration"] == 30 and opts["lock_timeout"] == 5
