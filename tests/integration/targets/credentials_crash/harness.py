@@ -619,8 +619,8 @@ class KubeClient:
         self.server = cluster["server"]
         self.http = requests.Session()
         # Per request: REQUESTS_CA_BUNDLE in the environment would override a session's verify.
-        self.tls = {"verify": cluster["certificate-authority"], "cert": (user["client-certificate"],
-                                                                           user["client-key"])}
+        self.tls = {"verify": cluster["certificate-authority"],
+                    "cert": (user["client-certificate"], user["client-key"])}
 
     def run(self, *args, stdin=None, check=True):
         return subprocess.run(self.kubectl + list(args), input=stdin, capture_output=True, text=True, check=check)
