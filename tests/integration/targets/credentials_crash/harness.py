@@ -69,7 +69,8 @@ class Harness:
         self.kills = kills
         self.logs = os.path.join(work, "logs")
         os.makedirs(self.logs, exist_ok=True)
-        self.prefix = "cc%s" % format(self.rng.getrandbits(24), "06x")
+        # A pass per backend with the same seed: the backend in the prefix keeps their tenants apart.
+        self.prefix = "%s%s" % ("ck" if backend == "kubernetes" else "cc", format(self.rng.getrandbits(24), "06x"))
         self.fleets = 0
         self.vars_files = 0
         self.trials = []
@@ -439,8 +440,12 @@ class Harness:
         """The size of this fleet's store with every credential pending (32-character passwords)."""
         # The collection under test: this file is
         # <root>/ansible_collections/pgtikv/cloud/tests/integration/targets/credentials_crash/.
+        # Under ansible-test the target runs from a copy: ANSIBLE_COLLECTIONS_PATH names the tree under test.
         root = os.path.abspath(os.path.join(os.path.dirname(__file__), *[os.pardir] * 7))
-        sys.path.insert(0, os.environ.get("HARNESS_COLLECTIONS_ROOT") or root)
+        roots = [os.environ.get("HARNESS_COLLECTIONS_ROOT"), root]
+        roots += (os.environ.get("ANSIBLE_COLLECTIONS_PATH") or os.environ.get("ANSIBLE_COLLECTIONS_PATHS") or "").split(":")
+        for candidate in reversed([r for r in roots if r]):
+            sys.path.insert(0, candidate)
         from ansible_collections.pgtikv.cloud.plugins.module_utils import _secret_store as ss
         data = {}
         ss.fill_fleet(data, fleet, lambda: "x" * 32)
