@@ -26,7 +26,8 @@ What is here has no Ansible dependency beyond PyYAML (which ansible-core
 requires), so that both the controller-side action plugins and tests use it.
 Encryption is a pair of callables given by the caller (ansible-vault on the
 controller). A backend implements ``load()``, ``save(data)`` and the
-``locked()`` context; the file backend is the one shipped today.
+``locked()`` context: the file backend below, and the Kubernetes Secret
+backend in ``_kube_store``.
 """
 
 from __future__ import annotations

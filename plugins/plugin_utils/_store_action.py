@@ -19,9 +19,14 @@ from ansible.plugins.action import ActionBase
 from ansible.utils.encrypt import random_password
 
 from ansible_collections.pgtikv.cloud.plugins.module_utils._common import GENERATED_PASSWORD_LENGTH
+from ansible_collections.pgtikv.cloud.plugins.module_utils import _kube_store
 from ansible_collections.pgtikv.cloud.plugins.module_utils._secret_store import FileStore, SecretStoreError, counts
 
-STORE_DEFAULTS = {"backend": "file", "path": None, "lock_timeout": 120, "vault_encrypt": "auto", "vault_id": None}
+STORE_DEFAULTS = {"backend": "file", "path": None, "lock_timeout": 120, "vault_encrypt": "auto", "vault_id": None,
+                  "namespace": None, "kubeconfig": None, "context": None,
+                  "name_prefix": _kube_store.DEFAULT_PREFIX, "lease_duration": _kube_store.DEFAULT_LEASE_DURATION}
+FILE_ONLY = ("path", "vault_encrypt", "vault_id")
+KUBERNETES_ONLY = ("namespace", "kubeconfig", "context", "name_prefix", "lease_duration")
 # Letters and digits: safe unquoted in YAML, shells, URIs and connection strings.
 GENERATED_PASSWORD_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
@@ -35,30 +40,53 @@ def generate_password():
 def store_options(raw):
     """The ``secret_store`` option with its defaults, or SecretStoreError."""
     if not isinstance(raw, dict):
-        raise SecretStoreError("secret_store must be a dictionary with at least 'path'")
+        raise SecretStoreError("secret_store must be a dictionary with at least 'path' (file) or 'namespace' "
+                               "(kubernetes)")
     unknown = sorted(set(raw) - set(STORE_DEFAULTS))
     if unknown:
         raise SecretStoreError("secret_store has unknown keys: %s (known: %s)"
                                % (", ".join(unknown), ", ".join(sorted(STORE_DEFAULTS))))
     opts = dict(STORE_DEFAULTS)
     opts.update({k: v for k, v in raw.items() if v is not None})
-    if opts["backend"] != "file":
-        raise SecretStoreError("secret_store.backend must be 'file' (the only backend of this version)")
-    if not opts["path"] or not isinstance(opts["path"], str):
-        raise SecretStoreError("secret_store.path is required: the file that keeps the generated passwords")
-    try:
-        opts["lock_timeout"] = int(opts["lock_timeout"])
-    except (TypeError, ValueError):
-        raise SecretStoreError("secret_store.lock_timeout must be a whole number of seconds") from None
-    if opts["lock_timeout"] < 0:
-        raise SecretStoreError("secret_store.lock_timeout must not be negative")
+    given = {k for k, v in raw.items() if v is not None}
+    if opts["backend"] == "file":
+        if not opts["path"] or not isinstance(opts["path"], str):
+            raise SecretStoreError("secret_store.path is required: the file that keeps the generated passwords")
+        wrong = sorted(given & set(KUBERNETES_ONLY))
+    elif opts["backend"] == "kubernetes":
+        if not opts["namespace"] or not isinstance(opts["namespace"], str):
+            raise SecretStoreError("secret_store.namespace is required with backend 'kubernetes': the namespace "
+                                   "of the store's Secrets and Lease")
+        err = _kube_store.check_prefix(opts["name_prefix"])
+        if err:
+            raise SecretStoreError(err)
+        wrong = sorted(given & set(FILE_ONLY) - {"vault_encrypt"} if opts["vault_encrypt"] == "auto"
+                       else given & set(FILE_ONLY))
+    else:
+        raise SecretStoreError("secret_store.backend must be 'file' or 'kubernetes', not %r" % (opts["backend"],))
+    if wrong:
+        raise SecretStoreError("secret_store.%s %s not apply to backend %r"
+                               % (", ".join(wrong), "does" if len(wrong) == 1 else "do", opts["backend"]))
+    for key, least in (("lock_timeout", 0), ("lease_duration", 3)):
+        try:
+            opts[key] = int(opts[key])
+        except (TypeError, ValueError):
+            raise SecretStoreError("secret_store.%s must be a whole number of seconds" % key) from None
+        if opts[key] < least:
+            raise SecretStoreError("secret_store.%s must be at least %d" % (key, least))
     if opts["vault_encrypt"] not in ("auto", "always", "never"):
         raise SecretStoreError("secret_store.vault_encrypt must be auto, always or never")
     return opts
 
 
 def open_store(loader, opts, what):
-    """A FileStore wired to the controller's vault secrets."""
+    """The store's backend: a FileStore wired to the controller's vault
+    secrets, or a KubeSecretStore."""
+    if opts["backend"] == "kubernetes":
+        api = _kube_store.KubeApi(kubeconfig=opts["kubeconfig"], context=opts["context"])
+        return _kube_store.KubeSecretStore(api, opts["namespace"], name_prefix=opts["name_prefix"],
+                                           lock_timeout=opts["lock_timeout"],
+                                           lease_duration=opts["lease_duration"], what=what)
     secrets = [s for s in (getattr(getattr(loader, "_vault", None), "secrets", None) or []) if s and s[1]]
     vault = VaultLib(secrets) if secrets else None
     if opts["vault_id"] and vault is not None:

@@ -5,6 +5,16 @@
 password, re-run, and check every declared tenant with a separate client.
 
     harness.py CONFIG WORKDIR [--seed N] [--tenants N] [--kills N]
+               [--backend kubernetes --namespace NS]
+
+--backend kubernetes points every trial at the Kubernetes Secret backend of
+the store (one Secret per tenant in NS, a Lease as the lock) on the API server
+of the integration config's kubeconfig. The store is then read by kubectl
+(`kubectl get secrets -o json`), the lock by raw HTTPS requests for the Lease,
+never by the collection. The trials that only make sense for a file
+(default-sink, wrong-vault) are not run; store-unwritable uses a namespace
+that does not exist, and store-full-at-promotion a ValidatingAdmissionPolicy
+that refuses every update of the store's Secrets.
 
 Faults (one or more trials each):
   default-sink  provision with the role's defaults (no sink configured), then again
@@ -28,6 +38,7 @@ Prints one line per trial and a final `credentials_crash: N passed, M failed`.
 """
 
 import argparse
+import base64
 import json
 import os
 import random
@@ -48,7 +59,7 @@ BOOTSTRAP = "admin"
 
 
 class Harness:
-    def __init__(self, config, work, seed, tenants, kills):
+    def __init__(self, config, work, seed, tenants, kills, backend="file", namespace=None):
         self.cfg = yaml.safe_load(open(config))
         self.config_path = config
         self.work = work
@@ -58,7 +69,8 @@ class Harness:
         self.kills = kills
         self.logs = os.path.join(work, "logs")
         os.makedirs(self.logs, exist_ok=True)
-        self.prefix = "cc%s" % format(self.rng.getrandbits(24), "06x")
+        # A pass per backend with the same seed: the backend in the prefix keeps their tenants apart.
+        self.prefix = "%s%s" % ("ck" if backend == "kubernetes" else "cc", format(self.rng.getrandbits(24), "06x"))
         self.fleets = 0
         self.vars_files = 0
         self.trials = []
@@ -66,6 +78,10 @@ class Harness:
         self.all_passwords = set()
         self.pd = "http://" + self.cfg["pd_endpoints"][0].replace("http://", "")
         self.run_no = 0
+        self.backend = backend
+        self.namespace = namespace
+        self.stores = 0
+        self.kube = KubeClient(self.cfg, namespace) if backend == "kubernetes" else None
 
     # -- fleets and runs -----------------------------------------------------
 
@@ -76,11 +92,21 @@ class Harness:
         return [{"name": t, "config": {"owner": "crash"}, "users": [{"name": "u%d" % j} for j in range(users)]}
                 for t in names]
 
-    def write_vars(self, fleet, store, extra=None):
+    def new_store(self):
+        """A fresh store: a file path, or a Secret name prefix in the namespace."""
+        self.stores += 1
+        if self.kube:
+            return "%s-s%d-" % (self.prefix, self.stores)
+        return os.path.join(self.work, "store-%d" % self.fleets, "secrets.yml")
+
+    def write_vars(self, fleet, store, extra=None, namespace=None):
         self.vars_files += 1
         path = os.path.join(self.work, "vars-%03d.yml" % self.vars_files)
         data = {"pgtikv_tenants": fleet, "tenants_max_workers": 8}
-        if store is not None:
+        if store is not None and self.kube:
+            data.update(tenants_secret_backend="kubernetes", tenants_secret_namespace=namespace or self.namespace,
+                        tenants_secret_kubeconfig=self.cfg["kubeconfig"], tenants_secret_name_prefix=store)
+        elif store is not None:
             data["tenants_secrets_file"] = store
         data.update(extra or {})
         with open(path, "w") as fh:
@@ -125,12 +151,19 @@ class Harness:
         rc = self.finish(proc)
         return rc, open(proc.log_path, errors="replace").read()
 
+    def lock_held(self, store):
+        """Whether a run holds the store's lock: the lock file names a holder,
+        or the Lease has a holder (read by raw HTTPS)."""
+        if self.kube:
+            return self.kube.lease_held(store + "lock")
+        lock = store + ".lock"
+        return os.path.exists(lock) and os.path.getsize(lock) > 0
+
     def wait_locked(self, proc, store, timeout=120):
         """Wait until the run holds the store's lock (its module phase began)."""
         deadline = time.monotonic() + timeout
-        lock = store + ".lock"
         while time.monotonic() < deadline and proc.poll() is None:
-            if os.path.exists(lock) and os.path.getsize(lock) > 0:
+            if self.lock_held(store):
                 return True
             time.sleep(0.01)
         return False
@@ -140,8 +173,7 @@ class Harness:
         proc = self.start(name, playbook, vars_file, self.env())
         self.wait_locked(proc, store)
         t0 = time.monotonic()
-        lock = store + ".lock"
-        while proc.poll() is None and os.path.getsize(lock) > 0:
+        while proc.poll() is None and self.lock_held(store):
             time.sleep(0.01)
         window = time.monotonic() - t0
         return self.finish(proc), window
@@ -180,6 +212,8 @@ class Harness:
         return "ok"
 
     def load_store(self, path, vault_file=None):
+        if self.kube:
+            return self.kube.load_store(path)
         if not os.path.exists(path):
             return {}
         text = open(path).read()
@@ -275,7 +309,7 @@ class Harness:
 
     def trial_kill_provision(self, sig, baseline):
         fleet = self.fleet(self.n_tenants)
-        store = os.path.join(self.work, "store-%d" % self.fleets, "secrets.yml")
+        store = self.new_store()
         vars_file = self.write_vars(fleet, store)
         env = self.env()
         delay = self.kill_point(baseline)
@@ -313,7 +347,7 @@ class Harness:
 
     def trial_lost_reply(self):
         fleet = self.fleet(4, users=1)
-        store = os.path.join(self.work, "store-%d" % self.fleets, "secrets.yml")
+        store = self.new_store()
         vars_file = self.write_vars(fleet, store)
         proxy = DropAlterProxy(self.cfg["pg_host"], self.cfg["pg_port"])
         proxy.start()
@@ -336,19 +370,42 @@ class Harness:
 
     def trial_store_unwritable(self):
         fleet = self.fleet(3)
-        blocker = os.path.join(self.work, "not-a-dir-%d" % self.fleets)
-        open(blocker, "w").close()
-        store = os.path.join(blocker, "secrets.yml")
-        vars_file = self.write_vars(fleet, store)
+        if self.kube:  # a namespace that does not exist: no Secret can be created
+            good_store = self.new_store()
+            vars_file = self.write_vars(fleet, good_store, namespace="%s-absent" % self.prefix)
+        else:
+            blocker = os.path.join(self.work, "not-a-dir-%d" % self.fleets)
+            open(blocker, "w").close()
+            vars_file = self.write_vars(fleet, os.path.join(blocker, "secrets.yml"))
+            good_store = os.path.join(self.work, "store-%d" % self.fleets, "secrets.yml")
         rc, log = self.run("store-unwritable", "provision", vars_file, self.env())
         existing = self.keyspaces()
         touched = [t["name"] for t in fleet if t["name"] in existing]
-        good_store = os.path.join(self.work, "store-%d" % self.fleets, "secrets.yml")
         vars_file = self.write_vars(fleet, good_store)
         self.settle("store-unwritable", fleet, vars_file, good_store, self.env(),
                     extra_ok=rc != 0 and not touched and "cannot" in log,
                     detail="first run rc=%d, keyspaces created while the store was unwritable: %d"
                            % (rc, len(touched)))
+
+    def trial_store_refused_at_promotion(self):
+        """Kubernetes: a ValidatingAdmissionPolicy refuses every update of the
+        store's Secrets (creates pass): the pending passwords are written, the
+        promotion is refused. Then the policy is removed and a re-run promotes."""
+        fleet = self.fleet(20)
+        store = self.new_store()
+        vars_file = self.write_vars(fleet, store)
+        armed = self.kube.deny_updates(store)
+        try:
+            rc, log = self.run("store-refused", "provision", vars_file, self.env())
+            pending = self.load_store(store)
+        finally:
+            self.kube.allow_updates(store)
+        n_pending = sum(1 for e in pending.values() if (e.get("admin") or {}).get("pending"))
+        refused = "refused to replace the Secret" in log
+        self.settle("store-refused-at-promotion", fleet, vars_file, store, self.env(),
+                    extra_ok=armed and rc != 0 and n_pending == len(fleet) and refused,
+                    detail="policy armed: %s, first run rc=%d, %d/%d admins left pending (applied, not promoted), "
+                           "refusal reported: %s" % (armed, rc, n_pending, len(fleet), refused))
 
     def trial_store_full_at_promotion(self):
         """A tmpfs just big enough for the pending write (a new file) but not for
@@ -398,7 +455,7 @@ class Harness:
 
     def trial_wrong_vault(self):
         fleet = self.fleet(3)
-        store = os.path.join(self.work, "store-%d" % self.fleets, "secrets.yml")
+        store = self.new_store()
         vars_file = self.write_vars(fleet[:1], store)
         good = os.path.join(self.work, "vault-good")
         bad = os.path.join(self.work, "vault-bad")
@@ -419,7 +476,7 @@ class Harness:
 
     def trial_concurrent(self):
         fleet = self.fleet(max(10, self.n_tenants // 2))
-        store = os.path.join(self.work, "store-%d" % self.fleets, "secrets.yml")
+        store = self.new_store()
         vars_file = self.write_vars(fleet, store)
         env = self.env()
         a = self.start("concurrent-a", "provision", vars_file, env)
@@ -436,7 +493,7 @@ class Harness:
         deadline = time.monotonic() + 60
         held = False
         while time.monotonic() < deadline and holder.poll() is None:
-            if os.path.exists(store + ".lock") and os.path.getsize(store + ".lock") > 0:
+            if self.lock_held(store):
                 held = True
                 break
             time.sleep(0.02)
@@ -458,12 +515,16 @@ class Harness:
     # -- main ----------------------------------------------------------------------
 
     def main(self):
-        print("credentials crash harness: seed %d, %d tenants per kill trial, %d kills of each kind"
-              % (self.seed, self.n_tenants, self.kills), flush=True)
-        self.trial_default_sink()
+        print("credentials crash harness: seed %d, %d tenants per kill trial, %d kills of each kind, %s backend"
+              % (self.seed, self.n_tenants, self.kills,
+                 "file" if not self.kube else "kubernetes (namespace %s)" % self.namespace), flush=True)
+        if self.kube:
+            self.kube.ensure_namespace()
+        else:
+            self.trial_default_sink()
         # The length of an uninterrupted provision and rotation of this size: kill points are drawn within it.
         fleet = self.fleet(self.n_tenants)
-        store = os.path.join(self.work, "store-%d" % self.fleets, "secrets.yml")
+        store = self.new_store()
         vars_file = self.write_vars(fleet, store)
         rc, provision_s = self.timed("baseline-provision", "provision", vars_file, store)
         rc2, rotate_s = self.timed("baseline-rotate", "rotate_credentials", vars_file, store)
@@ -480,8 +541,11 @@ class Harness:
             self.trial_kill_rotate(signals[i % 2], fleet, store, vars_file, rotate_s)
         self.trial_lost_reply()
         self.trial_store_unwritable()
-        self.trial_store_full_at_promotion()
-        self.trial_wrong_vault()
+        if self.kube:
+            self.trial_store_refused_at_promotion()
+        else:
+            self.trial_store_full_at_promotion()
+            self.trial_wrong_vault()
         self.trial_concurrent()
         passed = sum(1 for t in self.trials if t["ok"])
         failed = len(self.trials) - passed
@@ -491,8 +555,8 @@ class Harness:
             json.dump({"seed": self.seed, "trials": self.trials, "locked_out": self.locked_out_total}, fh, indent=1)
         kills = [t for t in self.trials if t["trial"].startswith(("sigint", "sigkill"))]
         landed = sum(1 for t in kills if t["kill_landed"])
-        print("tenants locked out: %d over %d trials (%d kill points, %d of them while the run was still going)"
-              % (self.locked_out_total, len(self.trials), len(kills), landed))
+        print("tenants locked out: %d over %d trials (%d kill points, %d of them while the run was still going), %s backend"
+              % (self.locked_out_total, len(self.trials), len(kills), landed, self.backend))
         print("credentials_crash: %d passed, %d failed" % (passed, failed), flush=True)
         return 0 if failed == 0 and self.locked_out_total == 0 else 1
 
@@ -542,6 +606,100 @@ def _zombie(pid):
             return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+class KubeClient:
+    """The harness's own view of the Kubernetes store: kubectl for the Secrets
+    and the policies, raw HTTPS (the kubeconfig's client certificate) for the
+    Lease, which is polled every few milliseconds."""
+
+    def __init__(self, cfg, namespace):
+        self.kubectl = [cfg["kubectl_bin"], "--kubeconfig", cfg["kubeconfig"]]
+        self.namespace = namespace
+        kc = yaml.safe_load(open(cfg["kubeconfig"]))
+        ctx = next(c["context"] for c in kc["contexts"] if c["name"] == kc["current-context"])
+        cluster = next(c["cluster"] for c in kc["clusters"] if c["name"] == ctx["cluster"])
+        user = next(u["user"] for u in kc["users"] if u["name"] == ctx["user"])
+        self.server = cluster["server"]
+        self.http = requests.Session()
+        # Per request: REQUESTS_CA_BUNDLE in the environment would override a session's verify.
+        self.tls = {"verify": cluster["certificate-authority"],
+                    "cert": (user["client-certificate"], user["client-key"])}
+
+    def run(self, *args, stdin=None, check=True):
+        return subprocess.run(self.kubectl + list(args), input=stdin, capture_output=True, text=True, check=check)
+
+    def ensure_namespace(self):
+        if self.run("get", "namespace", self.namespace, check=False).returncode != 0:
+            self.run("create", "namespace", self.namespace)
+
+    def lease_held(self, name):
+        url = "%s/apis/coordination.k8s.io/v1/namespaces/%s/leases/%s" % (self.server, self.namespace, name)
+        try:
+            answer = self.http.get(url, timeout=5, **self.tls)
+        except requests.RequestException:
+            return False
+        return answer.status_code == 200 and bool((answer.json().get("spec") or {}).get("holderIdentity"))
+
+    def load_store(self, prefix):
+        """{tenant: {admin, users}} from the store's Secrets, decoded here."""
+        out = self.run("get", "secrets", "-n", self.namespace, "-l", "app.kubernetes.io/managed-by=pgtikv.cloud",
+                       "-o", "json").stdout
+        store = {}
+        for item in json.loads(out)["items"]:
+            if not item["metadata"]["name"].startswith(prefix):
+                continue
+            record = json.loads(base64.b64decode(item["data"]["record.json"]))
+            store[record["tenant"]] = {"admin": record.get("admin") or {}, "users": record.get("users") or {}}
+        return store
+
+    def _policy(self, prefix):
+        name = "pgtikv-crash-deny-" + prefix.rstrip("-")
+        return name, json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+            {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+             "metadata": {"name": name},
+             "spec": {"failurePolicy": "Fail",
+                      "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                                                              "operations": ["UPDATE"], "resources": ["secrets"]}]},
+                      "matchConditions": [{"name": "this-store",
+                                           "expression": "object.metadata.name.startsWith('%s')" % prefix}],
+                      "validations": [{"expression": "false",
+                                       "message": "the crash harness refuses updates of this store"}]}},
+            {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+             "metadata": {"name": name},
+             "spec": {"policyName": name, "validationActions": ["Deny"]}}]})
+
+    def deny_updates(self, prefix):
+        """Arm the policy and wait until the API server enforces it (a probe Secret's update is refused)."""
+        _name, body = self._policy(prefix)
+        self.run("apply", "-f", "-", stdin=body)
+        probe = prefix + "probe"
+        self.run("create", "secret", "generic", probe, "-n", self.namespace, "--from-literal=k=v")
+        deadline = time.monotonic() + 30
+        try:
+            while time.monotonic() < deadline:
+                tried = self.run("label", "secret", probe, "-n", self.namespace, "--overwrite",
+                                 "probe=%d" % int(time.monotonic() * 1000), check=False)
+                if tried.returncode != 0 and "denied" in tried.stderr:
+                    return True
+                time.sleep(0.5)
+            return False
+        finally:
+            self.run("delete", "secret", probe, "-n", self.namespace, "--wait=false", check=False)
+
+    def allow_updates(self, prefix):
+        name, _body = self._policy(prefix)
+        self.run("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", name, check=False)
+        # Wait until an update passes again.
+        probe = prefix + "probe2"
+        self.run("create", "secret", "generic", probe, "-n", self.namespace, "--from-literal=k=v", check=False)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.run("label", "secret", probe, "-n", self.namespace, "--overwrite",
+                        "probe=%d" % int(time.monotonic() * 1000), check=False).returncode == 0:
+                break
+            time.sleep(0.5)
+        self.run("delete", "secret", probe, "-n", self.namespace, "--wait=false", check=False)
 
 
 class DropAlterProxy:
@@ -633,8 +791,11 @@ def main():
     parser.add_argument("--seed", type=int, default=int(time.time()) % 100000)
     parser.add_argument("--tenants", type=int, default=100)
     parser.add_argument("--kills", type=int, default=5)
+    parser.add_argument("--backend", choices=["file", "kubernetes"], default="file")
+    parser.add_argument("--namespace", default="pgtikv-crash")
     args = parser.parse_args()
-    sys.exit(Harness(args.config, args.work, args.seed, args.tenants, args.kills).main())
+    sys.exit(Harness(args.config, args.work, args.seed, args.tenants, args.kills, args.backend,
+                     args.namespace).main())
 
 
 if __name__ == "__main__":

@@ -105,8 +105,15 @@ def test_existing_rule_refuses(name, text):
 
 
 def test_a_list_of_secrets_is_checked_element_by_element():
-    params = {"config": [{"name": "acme", "previous_admin_passwords": ["old-1", "old-2"]}]}
-    assert c.option_errors(pg_tikv_tenants.argument_spec(), params) == []
-    params = {"config": [{"name": "acme", "previous_admin_passwords": ["old-1", {"x": 1}]}]}
-    errors = c.option_errors(pg_tikv_tenants.argument_spec(), params)
-    assert len(errors) == 1 and "previous_admin_passwords[1] must be a string" in errors[0]
+    """previous_admin_passwords is a no_log list: a list of strings is right
+    (the secret store hands one over on every run), a number inside is not."""
+    tenants_spec = pg_tikv_tenants.argument_spec()
+    good = dict(config=[dict(name="acme", admin_password="new", previous_admin_passwords=["old", "older"]),
+                        dict(name="beta", admin_password="new", previous_admin_passwords=[])])
+    assert c.option_errors(tenants_spec, good) == []
+    bad = dict(config=[dict(name="acme", admin_password="new", previous_admin_passwords=["old", 511])])
+    assert c.option_errors(tenants_spec, bad) == [
+        "config[0] (acme).previous_admin_passwords[1] must be a string, not a number; quote it in YAML so that it "
+        "is used exactly as written"]
+    c.hide_non_string_secrets(tenants_spec, bad)
+    assert bad["config"][0]["previous_admin_passwords"] == ["old", "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"]
