@@ -1,5 +1,5 @@
 # The two Quick start commands (README.md) and a few conveniences.
-.PHONY: demo test setup stack-start stack-stop sanity units functional integration lint benchmark
+.PHONY: demo test setup stack-start stack-stop sanity units functional integration lint format benchmark
 
 demo:            ## set up, start the local stack, provision example tenants, print how to connect
 	./scripts/demo
@@ -16,7 +16,7 @@ stack-start:
 stack-stop:
 	./tests/stack/stop
 
-sanity units functional integration lint:
+sanity units functional integration lint format:  ## format: ruff lint and format check (scripts/format applies them)
 	./scripts/test $@
 
 benchmark:       ## fleet benchmark (tests/benchmark): N=1000 role vs naive loop vs plain-Python floor; not part of make test

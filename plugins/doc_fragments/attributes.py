@@ -5,7 +5,19 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # Every module joins the action group; modules declare check/diff support themselves.
+    # What each attribute means, written once. Every module extends this base and
+    # declares only its own support and details for each attribute.
+    DOCUMENTATION = r"""
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+  idempotent:
+    description: When run twice in a row with the same arguments, outside check mode, the second run reports no change.
+"""
+
+    # Every module joins the action group.
     ACTION_GROUP = r"""
 attributes:
   action_group:
@@ -15,14 +27,16 @@ attributes:
       - pgtikv.cloud.pg_tikv
 """
 
+    # Modules that only read (used together with the base above).
     INFO_MODULE = r"""
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: This module never changes anything, so it runs normally in check mode.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: N/A
+    details: This module never changes anything.
+  idempotent:
+    support: full
     details: This module never changes anything.
 """

@@ -42,3 +42,23 @@ notes:
     drivers' implicit transactions.
   - The connection names the database C(postgres). pg-tikv ignores the name, and on PostgreSQL that database must exist.
 """
+
+    # Who the user modules log in as inside the tenant (login_argument_spec in
+    # module_utils/_user.py). pg_tikv_tenant documents its own, optional pair.
+    LOGIN = r"""
+options:
+  login_user:
+    description:
+      - User to log in as, inside O(tenant) (as C(<tenant>.<login_user>)); without O(tenant), exactly as given.
+      - On PostgreSQL, changing roles needs C(CREATEROLE) or a superuser, and comparing a password with the stored
+        verifier needs a superuser (C(pg_authid)); otherwise passwords are checked with a test login. pg-tikv enforces
+        no privileges, so there any user of the tenant that can log in will do.
+    type: str
+    default: admin
+  login_password:
+    description:
+      - Password of O(login_user).
+      - Must be a string (quote it in YAML); a number, boolean, list or dictionary is refused, never converted.
+    type: raw
+    required: true
+"""

@@ -865,7 +865,7 @@ class TenantSession:
         return [(text, text)]
 
     def run_plan(self, plan):
-        for text, shown in plan:
+        for text, _shown in plan:
             self._guard(text)
         for text, shown in plan:
             self.execute(text, masked=shown, what=shown.split(" WITH ", 1)[0])

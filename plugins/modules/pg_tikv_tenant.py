@@ -7,6 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: pg_tikv_tenant
 short_description: Manage a pg-tikv tenant (a TiKV keyspace in PD) and its admin credential
+version_added: 0.1.0
 description:
   - A pg-tikv tenant is a TiKV keyspace, created and retired through PD's HTTP API (C(/pd/api/v2/keyspaces)).
     Clients log in to pg-tikv as C(<tenant>.<user>).
@@ -25,7 +26,7 @@ options:
     description:
       - Tenant (keyspace) name.
       - A keyspace that already exists may have any name PD accepts (letters, digits, C(-) and C(_)), for example
-        one created by the seed CLI or the PD API; it can be read, rotated and locked. PD's reserved C(DEFAULT) is
+        one created by pg-tikv's admin CLI or the PD API; it can be read, rotated and locked. PD's reserved C(DEFAULT) is
         refused.
       - A new tenant is created only with 3-64 characters, lowercase letters, digits and underscore (the pg-tikv
         admin CLI's rule), and never as pg-tikv's startup keyspace C(default) or C(id); otherwise the module fails
@@ -129,23 +130,29 @@ notes:
   - Passwords never appear in RV(queries), the diff, warnings or error messages.
 seealso:
   - module: pgtikv.cloud.pg_tikv_tenant_info
+  - ref: ansible_collections.pgtikv.cloud.docsite.guide_pgtikv_limits
+    description: pg-tikv's behaviour and limits, and what the collection does about each one.
 extends_documentation_fragment:
   - pgtikv.cloud.pd
   - pgtikv.cloud.sql
   - pgtikv.cloud.secret_store
+  - pgtikv.cloud.attributes
   - pgtikv.cloud.attributes.action_group
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
       - Check mode reads PD and tests logins but writes nothing to PD or pg-tikv.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details:
       - Shows the state, the config and the admin credential status (V(bootstrap), V(rotated), V(locked)) before
         and after; never a password.
+  idempotent:
+    support: full
+    details:
+      - An admin password is generated only when the tenant is created, or when its admin still has the bootstrap
+        password; a re-run finds admin rotated (or locked) and changes nothing.
 """
 
 EXAMPLES = r"""

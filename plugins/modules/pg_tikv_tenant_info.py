@@ -7,6 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: pg_tikv_tenant_info
 short_description: List pg-tikv tenants (TiKV keyspaces in PD) or get one
+version_added: 0.1.0
 description:
   - Reads keyspaces from PD's HTTP API (C(/pd/api/v2/keyspaces)), following PD's pagination, and returns them
     with the same fields as M(pgtikv.cloud.pg_tikv_tenant) plus connection information for each.
@@ -66,8 +67,11 @@ options:
     default: 10
 seealso:
   - module: pgtikv.cloud.pg_tikv_tenant
+  - ref: ansible_collections.pgtikv.cloud.docsite.guide_pgtikv_limits
+    description: pg-tikv's behaviour and limits, and what the collection does about each one.
 extends_documentation_fragment:
   - pgtikv.cloud.pd
+  - pgtikv.cloud.attributes
   - pgtikv.cloud.attributes.action_group
   - pgtikv.cloud.attributes.info_module
 """

@@ -36,7 +36,7 @@ options:
           - Tenant name (PD keyspace name). A new tenant is created only with 3-64 characters, lowercase letters,
             digits and underscore.
           - An existing keyspace may have any name PD accepts (letters, digits, C(-) and C(_)), for example one
-            created by the seed CLI; it is managed like any other tenant.
+            created by pg-tikv's admin CLI; it is managed like any other tenant.
         type: str
         required: true
       state:
@@ -216,20 +216,26 @@ extends_documentation_fragment:
   - pgtikv.cloud.pd
   - pgtikv.cloud.sql
   - pgtikv.cloud.secret_store
+  - pgtikv.cloud.attributes
   - pgtikv.cloud.attributes.action_group
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
       - Check mode only reads (PD list, test logins, the existence probe) and reports what would change.
       - For a tenant that does not exist yet, its users are reported as would-be created without any login.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details:
       - The diff lists the tenants that change, with their keyspace state, config, admin status and users.
         Passwords never appear; they are shown as C(<hidden>) markers.
+  idempotent:
+    support: partial
+    details:
+      - A re-run of an unchanged fleet reports no change, with two exceptions by design.
+      - O(rotate=admin) or O(rotate=all) gives new passwords on every run.
+      - With O(unverifiable_attributes=apply), every existing user that sets superuser, createdb, createrole or
+        conn_limit is reported changed on pg-tikv, which cannot read them back.
 notes:
   - B(Secrets.) With O(secret_store), generated passwords are written to the store before they are used and never
     returned. Without it, RV(generated_passwords) holds every password generated in the run; set C(no_log) on the
@@ -244,6 +250,8 @@ notes:
 seealso:
   - module: pgtikv.cloud.pg_tikv_tenant
   - module: pgtikv.cloud.pg_tikv_user
+  - ref: ansible_collections.pgtikv.cloud.docsite.guide_pgtikv_limits
+    description: pg-tikv's behaviour and limits, and what the collection does about each one.
   - name: The tenants role
     description: Drives this module, stores generated passwords and fails with a readable list of what is incomplete.
     link: https://example.invalid/pgtikv/cloud/roles/tenants

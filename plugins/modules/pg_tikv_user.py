@@ -109,38 +109,34 @@ options:
     type: str
     choices: [apply, on_create]
     default: apply
-  login_user:
-    description:
-      - User to log in as, inside O(tenant). It must be able to manage roles (on PostgreSQL, C(CREATEROLE) or a
-        superuser).
-    type: str
-    default: admin
-  login_password:
-    description:
-      - Password of O(login_user).
-      - Must be a string (quote it in YAML); a number, boolean, list or dictionary is refused, never converted.
-    type: raw
-    required: true
 extends_documentation_fragment:
   - pgtikv.cloud.sql
+  - pgtikv.cloud.sql.login
   - pgtikv.cloud.pd
   - pgtikv.cloud.secret_store
+  - pgtikv.cloud.attributes
   - pgtikv.cloud.attributes.action_group
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
       - Check mode runs no write statement at all, with no execute-then-rollback.
       - It runs only reads, the C(RESET ALL) existence probe on pg-tikv, and test logins. RV(queries) lists the
         statements that would run.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details:
       - The diff shows the attributes before and after. The password appears only as C(<hidden>) or
         C(<hidden, changed>).
       - Attributes that cannot be read are shown as C(<unreadable>).
+  idempotent:
+    support: partial
+    details:
+      - A re-run with the same values reports no change, except where a value cannot be read back.
+      - On pg-tikv with O(unverifiable_attributes=apply), a task that sets O(superuser), O(createdb), O(createrole)
+        or O(conn_limit) reports a change on every run.
+      - With O(update_password=always), a password that cannot be checked (a NOLOGIN user on pg-tikv, or a server
+        whose C(pg_authid) is unreadable where a test login is impossible) is set again on every run.
 notes:
   - "How C(changed) is decided on pg-tikv (no role catalog): existence, O(login) and the password are read, so a
     re-run with the same values reports no change. O(superuser), O(createdb), O(createrole) and O(conn_limit) are
@@ -159,6 +155,8 @@ notes:
 seealso:
   - module: pgtikv.cloud.pg_tikv_user_info
   - module: pgtikv.cloud.pg_tikv_tenant
+  - ref: ansible_collections.pgtikv.cloud.docsite.guide_pgtikv_limits
+    description: pg-tikv's behaviour and limits, and what the collection does about each one.
 """
 
 EXAMPLES = r"""

@@ -52,19 +52,11 @@ options:
             server's C(PG_PASSWORD) fallback is unset.
           - Must be a string (quote it in YAML); a number, boolean, list or dictionary is refused, never converted.
         type: raw
-  login_user:
-    description: User to log in as, inside O(tenant).
-    type: str
-    default: admin
-  login_password:
-    description:
-      - Password of O(login_user).
-      - Must be a string (quote it in YAML); a number, boolean, list or dictionary is refused, never converted.
-    type: raw
-    required: true
 extends_documentation_fragment:
   - pgtikv.cloud.sql
+  - pgtikv.cloud.sql.login
   - pgtikv.cloud.pd
+  - pgtikv.cloud.attributes
   - pgtikv.cloud.attributes.action_group
   - pgtikv.cloud.attributes.info_module
 notes:
@@ -76,6 +68,8 @@ notes:
     C(pgtikv.cloud.tenants) role) on it to rotate it.
 seealso:
   - module: pgtikv.cloud.pg_tikv_user
+  - ref: ansible_collections.pgtikv.cloud.docsite.guide_pgtikv_limits
+    description: pg-tikv's behaviour and limits, and what the collection does about each one.
 """
 
 EXAMPLES = r"""
