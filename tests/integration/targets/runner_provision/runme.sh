@@ -49,7 +49,10 @@ sfx = secrets.token_hex(4)
 tenants = [{"name": "rp_%s_%d" % (sfx, i), "admin_password": secrets.token_urlsafe(18),
             "users": [{"name": "app", "password": secrets.token_urlsafe(18)}]} for i in (1, 2)]
 yaml.safe_dump({"pgtikv_tenants": tenants}, open(pdd + "/project/tenants.yml", "w"))
-json.dump({"pgtikv_tenants_file": pdd + "/project/tenants.yml"}, open(pdd + "/env/extravars", "w"))
+# The secret store on storage of the job's own (under AWX: a persistent volume),
+# not the default under the home directory, which another run may hold.
+json.dump({"pgtikv_tenants_file": pdd + "/project/tenants.yml", "tenants_secrets_file": pdd + "/store/secrets.yml"},
+          open(pdd + "/env/extravars", "w"))
 with open(pdd + "/secrets.txt", "w") as fh:
     for t in tenants:
         fh.write(t["admin_password"] + "\n" + t["users"][0]["password"] + "\n")
