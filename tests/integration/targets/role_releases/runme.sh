@@ -78,6 +78,7 @@ JSON
   step "check mode with diff from empty: nothing created"
   must check pgtikv.cloud.deploy_releases -e "$(file base)" --check --diff
   grep -qE 'a run would install it' "$LAST_LOG" || fail "check mode did not report the installs"
+  grep -qE '^\+replicaCount: 2$' "$LAST_LOG" || fail "diff mode did not show the declared values"
   [ "$(recap_changed)" -gt 0 ] || fail "check mode reported no change"
   ck pd NONE "$ta" "$tb" "$tc"
   for k in a b c; do

@@ -250,8 +250,8 @@ def main():  # pylint: disable=too-many-branches,too-many-statements,too-many-lo
             got = json.loads(res.stdout)
             assert (got["version"], got["info"]["status"]) == (int(rev), "deployed"), \
                 "%s: revision %s %s, expected %s deployed" % (rel["name"], got["version"], got["info"]["status"], rev)
-        print("   helm: %s deployed at revisions %s" % (", ".join(r["name"] for r in releases_of(st)),
-                                                     ", ".join(sys.argv[3:])))
+        names = ", ".join(r["name"] for r in releases_of(st))
+        print("   helm: %s deployed at revisions %s" % (names, ", ".join(sys.argv[3:])))
     elif cmd == "rollout":
         rel = [r for r in releases_of(st) if r["name"] == sys.argv[5]][0]
         dep = json.loads(kubectl(st, "get", "deployment", rel["name"] + "-app", "-n", rel["namespace"], "-o", "json").stdout)
