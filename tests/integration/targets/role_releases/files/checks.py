@@ -299,7 +299,7 @@ def main():  # pylint: disable=too-many-branches,too-many-statements,too-many-lo
                 assert rel["credentials"]["secret_name"] in texts[obj["metadata"]["name"]], "undecoded history"
             for what, text in texts.items():
                 for n, pw in enumerate(passwords, 1):
-                    for form in {pw, urllib.parse.quote(pw, safe=""), json.dumps(pw)[1:-1]}:
+                    for form in (pw, urllib.parse.quote(pw, safe=""), json.dumps(pw)[1:-1]):
                         assert form not in text, "password #%d in %s of %s" % (n, what, rel["name"])
                 checked += 1
         print("   no password (%d known) in %d texts: helm get values --all, helm get manifest, every decoded "
@@ -316,7 +316,7 @@ def main():  # pylint: disable=too-many-branches,too-many-statements,too-many-lo
     elif cmd == "gone":
         rel = [r for r in releases_of(st) if r["name"] == sys.argv[3]][0]
         assert helm(st, "status", rel["name"], "-n", rel["namespace"]).returncode != 0, "release still there"
-        for name, _ in secret_names(rel):
+        for name, _user in secret_names(rel):
             assert get_secret(st, rel["namespace"], name) is None, "Secret %s still there" % name
         print("   helm: no release %s; kubectl: its Secrets are gone" % rel["name"])
     else:
