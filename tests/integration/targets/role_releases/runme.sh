@@ -71,6 +71,7 @@ run_flavor() {
 {"config": "$config", "sfx": "$sfx", "flavor": "$flavor", "helm": "$helm", "store_ns": "$store_ns",
  "chart": "$here/files/app-chart", "kubectl": "$KUBECTL_BIN", "kubeconfig": "$KUBECONFIG"}
 JSON
+  "$helm" lint --strict "$here/files/app-chart" --set database.existingSecret=x >/dev/null || fail "helm lint of the test chart"
   for s in base koku bad; do ck declare "$s"; done
   local ta="rr${flavor: -1}_${sfx}_a" tb="rr${flavor: -1}_${sfx}_b" tc="rr${flavor: -1}_${sfx}_c" td="rr${flavor: -1}_${sfx}_d"
   "${kubectl[@]}" create namespace "$store_ns" >/dev/null
