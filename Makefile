@@ -1,8 +1,11 @@
 # The two Quick start commands (README.md) and a few conveniences.
-.PHONY: demo test setup stack-start stack-stop sanity units functional integration lint format benchmark
+.PHONY: demo demo-releases test setup stack-start stack-stop sanity units functional integration lint format benchmark
 
 demo:            ## set up, start the local stack, provision example tenants, print how to connect
 	./scripts/demo
+
+demo-releases:   ## the platform release + three application releases on the kwok cluster, rotate, audit
+	./scripts/demo-releases
 
 test:            ## the whole test suite (what CI runs)
 	./scripts/test all
