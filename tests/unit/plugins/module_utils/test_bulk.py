@@ -167,7 +167,7 @@ class FakeWorld:
         self.tenant_calls = []
 
     def reconcile_tenant(self, pd, sql_params, spec, current=None, check_mode=False, sql=None, session_sink=None,
-                         confirm_pd=True):
+                         confirm_pd=True, prove_bootstrap_refused=False):
         assert confirm_pd is False  # the fleet asks PD once per run instead
         self.tenant_calls.append((spec.name, current))
         if spec.name in self.fail_tenants:
@@ -185,7 +185,7 @@ class FakeWorld:
             session_sink(self.connect(sql_params, spec.name, "admin", "admin"))
         return res
 
-    def reconcile_user(self, session, spec, check_mode=False):
+    def reconcile_user(self, session, spec, check_mode=False, exists=None):
         if (session.tenant, spec.name) in self.fail_users:
             raise b.sql.SQLClientError("cannot create %r" % spec.name)
         res = {"changed": True, "created": True, "password_changed": True, "queries": [
