@@ -178,12 +178,17 @@ def secret_store_argument_spec():
     """secret_store; documented in doc fragment pgtikv.cloud.secret_store. The
     action plugins handle it on the controller; the modules never see it."""
     return dict(secret_store=dict(type="dict", no_log=False, options=dict(
-        backend=dict(type="str", choices=["file"], default="file"),
-        path=dict(type="path", required=True),
+        backend=dict(type="str", choices=["file", "kubernetes"], default="file"),
+        path=dict(type="path"),
         lock_timeout=dict(type="int", default=120),
         vault_encrypt=dict(type="str", choices=["auto", "always", "never"], default="auto"),
         vault_id=dict(type="str"),
-    )))
+        namespace=dict(type="str"),
+        kubeconfig=dict(type="path"),
+        context=dict(type="str"),
+        name_prefix=dict(type="str", default="pgtikv-tenant-"),
+        lease_duration=dict(type="int", default=30),
+    ), required_if=[("backend", "file", ["path"]), ("backend", "kubernetes", ["namespace"])]))
 
 
 def option_errors(argument_spec, params):
