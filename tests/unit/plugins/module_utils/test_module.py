@@ -112,7 +112,11 @@ def test_ansible_masks_exactly_as_with_every_no_log_value():
     texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30))) for _ in range(300)]
     result = {"strings": texts, "nested": [{"k": t, "n": rng.randint(0, 99999)} for t in texts[:50]],
               "flags": [True, None, 1.5]}
-    assert remove_values(result, m.occurring_no_log_values(secrets, result)) == remove_values(result, secrets)
+    # Lists in one order: Ansible tries values of equal length in the order it
+    # is given them, and with overlapping values the order decides the text.
+    found = m.occurring_no_log_values(secrets, result)
+    assert found < secrets
+    assert remove_values(result, sorted(found)) == remove_values(result, sorted(secrets))
 
 
 def test_finish_hands_ansible_only_the_occurring_values():
