@@ -508,9 +508,12 @@ def _pd_call_counts(pd):
     return counts
 
 
-def run_fleet(params, items, state, check_mode, pd=None):
+def run_fleet(params, items, state, check_mode, pd=None, shape=None):
     """The module's work. ``params``: the module params (connection, workers,
-    guards). Returns a dict ready for exit_json (minus the diff decision)."""
+    guards). Returns a dict ready for exit_json (minus the diff decision).
+    ``shape``: applied to each tenant's result as soon as it is done (the
+    module passes compact_tenant unless details or a diff are asked for), so
+    that a run of 10,000 tenants does not hold every full result at once."""
     max_workers = params.get("max_workers") or 8
     verify = bool(params.get("verify"))
     default_unverifiable = params.get("unverifiable_attributes") or "on_create"
@@ -561,7 +564,11 @@ def run_fleet(params, items, state, check_mode, pd=None):
                            default_unverifiable) for item in todo]
         timeout = params.get("timeout")
         deadline = started + timeout if timeout else None
-        for run, out in zip(runs, _map(lambda r: r.run(), runs, max_workers, deadline)):
+        def work(run):
+            out = run.run()
+            run.out = None  # only the (shaped) result is kept
+            return shape(out) if shape is not None else out
+        for run, out in zip(runs, _map(work, runs, max_workers, deadline)):
             results[run.name] = out
         _unproven(pd, [results[run.name] for run in runs if not results[run.name].get("failed")])
 
@@ -569,6 +576,8 @@ def run_fleet(params, items, state, check_mode, pd=None):
         notes = []
         if state == "overridden":
             unlisted, notes = _override(pd, sql_params, params, items, keyspaces, errors, check_mode, max_workers)
+            if shape is not None:
+                unlisted = [shape(t) for t in unlisted]
 
         tenants = [results[item.get("name")] for item in items] + unlisted
         generated = {}

@@ -532,8 +532,10 @@ def main():
         err = override_guard_error(params)
         if err:
             module.fail_json(msg=err)
+    full = params["details"] or module._diff
     try:
-        result = run_fleet(params, params["config"] or [], state, module.check_mode)
+        result = run_fleet(params, params["config"] or [], state, module.check_mode,
+                           shape=None if full else compact_tenant)
     except PDError as exc:
         module.fail_json(msg="PD client options are invalid: %s" % exc)
     tenants = result.get("tenants", [])
@@ -544,7 +546,7 @@ def main():
         tenant.pop("diff", None)
         for user in tenant.get("users") or []:
             user.pop("diff", None)
-    if not params["details"]:
+    if full and not params["details"]:
         result["tenants"] = [compact_tenant(t) for t in tenants]
     # The arguments are echoed without the declared list: it is the caller's own
     # input, and masking its passwords in thousands of echoed strings would cost
