@@ -564,6 +564,7 @@ def run_fleet(params, items, state, check_mode, pd=None, shape=None):
                            default_unverifiable) for item in todo]
         timeout = params.get("timeout")
         deadline = started + timeout if timeout else None
+
         def work(run):
             out = run.run()
             run.out = None  # only the (shaped) result is kept

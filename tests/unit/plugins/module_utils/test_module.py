@@ -108,8 +108,8 @@ def test_ansible_masks_exactly_as_with_every_no_log_value():
 
     rng = random.Random(7)
     alphabet = "ab'\\*é x"
-    secrets = {"".join(rng.choice(alphabet) for _ in range(rng.randint(1, 6))) for _ in range(40)}
-    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30))) for _ in range(300)]
+    secrets = {"".join(rng.choice(alphabet) for _i in range(rng.randint(1, 6))) for _j in range(40)}
+    texts = ["".join(rng.choice(alphabet) for _i in range(rng.randint(0, 30))) for _j in range(300)]
     result = {"strings": texts, "nested": [{"k": t, "n": rng.randint(0, 99999)} for t in texts[:50]],
               "flags": [True, None, 1.5]}
     # Lists in one order: Ansible tries values of equal length in the order it

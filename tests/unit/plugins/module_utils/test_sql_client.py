@@ -293,7 +293,7 @@ def test_server_kind_is_detected_once_per_endpoint_and_role():
 def test_a_server_that_answers_no_statement_is_not_remembered():
     c.forget_detections()
     try:
-        for _ in range(2):
+        for _attempt in range(2):
             down = _DetectingSession({"pg_port": 7003}, answers=False)
             assert not down.has_role_catalog and len(down.ran) == 2
     finally:
