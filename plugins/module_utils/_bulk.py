@@ -535,6 +535,11 @@ def run_fleet(params, items, state, check_mode, pd=None, shape=None):
         by_name = {ks.get("name"): ks for ks in keyspaces}
         if state == "gathered":
             return _gather(pd, sql_params, params, items, keyspaces, by_name, verify, max_workers, started)
+        if state != "overridden":
+            # Only the listed keyspaces are needed: PD may hold many more.
+            listed = {i.get("name") for i in items}
+            by_name = {name: ks for name, ks in by_name.items() if name in listed}
+            keyspaces = None
 
         errors = validate_fleet(items, default_unverifiable)
         results = {}
