@@ -22,5 +22,5 @@ stack-stop:
 sanity units functional integration lint format:  ## format: ruff lint and format check (scripts/format applies them)
 	./scripts/test $@
 
-benchmark:       ## fleet benchmark (tests/benchmark): N=1000 role vs naive loop vs plain-Python floor; not part of make test
+benchmark:       ## fleet benchmark (tests/benchmark): the role vs the minimal-proof floor at N=100, 1000, 10000 (naive loop at 100); not part of make test
 	./tests/benchmark/run

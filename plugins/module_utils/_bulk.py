@@ -70,7 +70,7 @@ _TENANT_SPEC_KEYS = ("name", "state", "config", "admin_password", "update_admin_
 
 # What a fleet run keeps from reconcile_tenant's result for each tenant.
 _TENANT_RESULT_KEYS = ("exists", "state_path", "config_patch", "admin_rotated", "admin_password_generated",
-                       "admin_login_proven", "fully_provisioned", "locked_users", "progress", "queries", "pd_version")
+                       "admin_login_proven", "bootstrap_refused", "fully_provisioned", "locked_users", "progress", "queries", "pd_version")
 _USER_RESULT_KEYS = ("created", "removed", "password_changed", "password_verified", "password_generated",
                      "password_proven", "unverifiable_attributes", "queries")
 
@@ -193,7 +193,8 @@ class _TenantRun:
         try:
             res = reconcile_tenant(self.pd, self.sql_params, spec, current=self.current,
                                    check_mode=self.check_mode, sql=sql, session_sink=self._keep,
-                                   confirm_pd=False)  # once per run: see _unproven
+                                   confirm_pd=False,  # once per run: see _unproven
+                                   prove_bootstrap_refused=self.verify and not self.check_mode)
         except TenantError as exc:
             self._take_tenant_result(exc.result)
             self._fail(exc.message)
@@ -202,7 +203,7 @@ class _TenantRun:
         self._take_tenant_result(res)
         created = self.current is None and spec.state == "present" and bool(res.get("changed"))
         if spec.state == "present":
-            self._users(spec, res)
+            self._users(spec, res, created)
         else:
             locked = set(res.get("locked_users") or [])
             for entry in self.item.get("users") or []:
@@ -218,11 +219,22 @@ class _TenantRun:
         elif self.out["changed"]:
             self.out["status"] = STATUS_CHANGED
         if self.verify and not self.check_mode and not self.out["failed"]:
-            verify = verify_tenant if spec.state == "present" else verify_locked
-            self.out["verification"] = verify(self.sql_params, self.name, self.out.get("keyspace"),
-                                              self.admin_password(), self.user_passwords(), self.item)
+            if spec.state == "present":
+                self.out["verification"] = verify_tenant(
+                    self.sql_params, self.name, self.out.get("keyspace"), self.admin_password(),
+                    self.user_passwords(), self.item, proven=self._proven_by_reconcile())
+            else:
+                self.out["verification"] = verify_locked(self.sql_params, self.name, self.out.get("keyspace"),
+                                                         self.admin_password(), self.user_passwords(), self.item)
         if spec.state == "present" and not self.check_mode:
             self.out["proven"] = self._proven()
+
+    def _proven_by_reconcile(self):
+        """What the reconcile's own logins proved after its last write to each
+        credential (they count as verification: only the rest is tested again)."""
+        users = {u["name"] for u in self.out["users"] if u.get("password_proven")}
+        return {"admin": bool(self.out.get("admin_login_proven")),
+                "bootstrap_refused": self.out.get("bootstrap_refused") is True, "users": users}
 
     def _proven(self):
         """Which declared passwords were proven by a login in this run: admin
@@ -249,7 +261,7 @@ class _TenantRun:
         known.update(self.generated.get("users") or {})
         return known
 
-    def _users(self, spec, tenant_result):
+    def _users(self, spec, tenant_result, created):
         entries = self.item.get("users") or []
         if not entries:
             return
@@ -275,7 +287,8 @@ class _TenantRun:
                 self._fail("cannot manage the users of tenant %r: %s" % (self.name, exc))
                 return
         for entry in entries:
-            self.out["users"].append(self._user(self.session, entry))
+            # In a keyspace created by this run no user can exist yet: not looked up.
+            self.out["users"].append(self._user(self.session, entry, exists=False if created else None))
 
     def _open_session(self, spec):
         """ONE session per tenant, logged in as admin with the password that is
@@ -300,11 +313,12 @@ class _TenantRun:
                 self.name, ", ".join("%s: %s" % (label, type(exc).__name__) for label, exc in refused)))
         return session
 
-    def _user(self, session, entry):
+    def _user(self, session, entry, exists=None):
         uspec = user_spec(entry, self.default_unverifiable)
         out = {"name": uspec.name, "status": STATUS_UNCHANGED, "changed": False}
         try:
-            res = reconcile_user(session, uspec, check_mode=self.check_mode)
+            res = reconcile_user(session, uspec, check_mode=self.check_mode,
+                                 exists=exists if uspec.state == "present" else None)
         except sql.SQLClientError as exc:
             out.update(status=STATUS_FAILED, failed=True, msg=str(exc))
             return out
@@ -336,7 +350,7 @@ def _probe(sql_params, name, user, password):
         return "error: %s" % exc
 
 
-def verify_tenant(sql_params, name, keyspace, admin_password, user_passwords, item):
+def verify_tenant(sql_params, name, keyspace, admin_password, user_passwords, item, proven=None):
     """Prove a present tenant usable. Returns {complete, problems, checks}.
 
     - the keyspace is ENABLED in PD;
@@ -344,7 +358,9 @@ def verify_tenant(sql_params, name, keyspace, admin_password, user_passwords, it
     - the bootstrap admin/admin is refused;
     - every present user that may log in does so with its password.
     A password that is neither declared nor generated in this run cannot be
-    proven: that is reported as a problem, not assumed.
+    proven: that is reported as a problem, not assumed. ``proven``: what the
+    reconcile's own logins already proved after its last write ({admin,
+    bootstrap_refused, users}); only the rest gets a test login.
     """
     checks = []
     problems = []
@@ -357,15 +373,17 @@ def verify_tenant(sql_params, name, keyspace, admin_password, user_passwords, it
     def probe(user, password):
         return _probe(sql_params, name, user, password)
 
+    proven = proven or {}
+    proven_users = proven.get("users") or ()
     state = (keyspace or {}).get("state")
     check("keyspace ENABLED", state == "ENABLED", "keyspace is %s in PD, not ENABLED" % (state or "missing"))
     if admin_password:
-        outcome = probe(BOOTSTRAP_ADMIN_USER, admin_password)
+        outcome = "ok" if proven.get("admin") else probe(BOOTSTRAP_ADMIN_USER, admin_password)
         check("admin logs in", outcome == "ok", "admin cannot log in with its password (%s)" % outcome)
     else:
         check("admin logs in", False, "admin password unknown (not declared, not generated in this run): "
                                       "cannot prove the admin login")
-    outcome = probe(BOOTSTRAP_ADMIN_USER, BOOTSTRAP_ADMIN_PASSWORD)
+    outcome = "refused" if proven.get("bootstrap_refused") else probe(BOOTSTRAP_ADMIN_USER, BOOTSTRAP_ADMIN_PASSWORD)
     check("bootstrap admin/admin refused", outcome != "ok",
           "the bootstrap password admin/admin still logs in: anyone can take the tenant")
     for entry in item.get("users") or []:
@@ -382,7 +400,7 @@ def verify_tenant(sql_params, name, keyspace, admin_password, user_passwords, it
             check("user %s logs in" % uname, False,
                   "user %r: password unknown (not declared, not generated in this run): cannot prove the login" % uname)
             continue
-        outcome = probe(uname, password)
+        outcome = "ok" if uname in proven_users else probe(uname, password)
         check("user %s logs in" % uname, outcome == "ok", "user %r cannot log in with its password (%s)"
               % (uname, outcome))
     return {"complete": not problems, "problems": problems, "checks": checks}
@@ -490,9 +508,12 @@ def _pd_call_counts(pd):
     return counts
 
 
-def run_fleet(params, items, state, check_mode, pd=None):
+def run_fleet(params, items, state, check_mode, pd=None, shape=None):
     """The module's work. ``params``: the module params (connection, workers,
-    guards). Returns a dict ready for exit_json (minus the diff decision)."""
+    guards). Returns a dict ready for exit_json (minus the diff decision).
+    ``shape``: applied to each tenant's result as soon as it is done (the
+    module passes compact_tenant unless details or a diff are asked for), so
+    that a run of 10,000 tenants does not hold every full result at once."""
     max_workers = params.get("max_workers") or 8
     verify = bool(params.get("verify"))
     default_unverifiable = params.get("unverifiable_attributes") or "on_create"
@@ -514,6 +535,11 @@ def run_fleet(params, items, state, check_mode, pd=None):
         by_name = {ks.get("name"): ks for ks in keyspaces}
         if state == "gathered":
             return _gather(pd, sql_params, params, items, keyspaces, by_name, verify, max_workers, started)
+        if state != "overridden":
+            # Only the listed keyspaces are needed: PD may hold many more.
+            listed = {i.get("name") for i in items}
+            by_name = {name: ks for name, ks in by_name.items() if name in listed}
+            keyspaces = None
 
         errors = validate_fleet(items, default_unverifiable)
         results = {}
@@ -543,7 +569,12 @@ def run_fleet(params, items, state, check_mode, pd=None):
                            default_unverifiable) for item in todo]
         timeout = params.get("timeout")
         deadline = started + timeout if timeout else None
-        for run, out in zip(runs, _map(lambda r: r.run(), runs, max_workers, deadline)):
+
+        def work(run):
+            out = run.run()
+            run.out = None  # only the (shaped) result is kept
+            return shape(out) if shape is not None else out
+        for run, out in zip(runs, _map(work, runs, max_workers, deadline)):
             results[run.name] = out
         _unproven(pd, [results[run.name] for run in runs if not results[run.name].get("failed")])
 
@@ -551,6 +582,8 @@ def run_fleet(params, items, state, check_mode, pd=None):
         notes = []
         if state == "overridden":
             unlisted, notes = _override(pd, sql_params, params, items, keyspaces, errors, check_mode, max_workers)
+            if shape is not None:
+                unlisted = [shape(t) for t in unlisted]
 
         tenants = [results[item.get("name")] for item in items] + unlisted
         generated = {}

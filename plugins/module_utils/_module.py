@@ -74,15 +74,71 @@ def pd_client_or_fail(module, **kwargs):
         module.fail_json(msg=str(exc), changed=False)
 
 
+# What AnsibleModule puts in place of a no_log value, or inside a string.
+_NO_LOG_PLACEHOLDER = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+_NO_LOG_MASK = "********"
+
+
+def occurring_no_log_values(no_log_values, *values):
+    """The no_log values that AnsibleModule's masking would find in ``values``:
+    those that occur in a string (or in the text of a number) anywhere in
+    them, plus any that masking itself could make appear (one containing
+    ``*`` or part of the placeholder).
+
+    AnsibleModule masks by trying every no_log value on every string of the
+    result, a cost of strings x values: for a fleet of 10,000 tenants, 30,000
+    passwords on 40,000 strings, minutes. Here each string is cut into the
+    slices as long as some value and looked up in a set, so the cost follows
+    the length of the text. Handing AnsibleModule only the values found leaves
+    its masking exactly as it was.
+    """
+    secrets = {str(v) for v in no_log_values if v is not None and str(v) != ""}
+    found = {v for v in secrets if "*" in v or v in _NO_LOG_PLACEHOLDER}
+    lengths = sorted({len(v) for v in secrets})
+    if not lengths:
+        return found
+    shortest = lengths[0]
+    stack = list(values)
+    while stack:
+        value = stack.pop()
+        if isinstance(value, bool) or value is None:
+            continue
+        if isinstance(value, (int, float)):
+            value = str(value)
+        elif isinstance(value, bytes):
+            value = value.decode("utf-8", "surrogateescape")
+        if isinstance(value, str):
+            size = len(value)
+            if size < shortest:
+                continue
+            if value in secrets:
+                found.add(value)
+            for length in lengths:
+                if length >= size:
+                    break
+                hits = {value[i:i + length] for i in range(size - length + 1)} & secrets
+                found.update(hits)
+        elif isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, (list, tuple, set, frozenset)):
+            stack.extend(value)
+    return found
+
+
 def finish(module, result, warnings=None, failed_msg=None):
     """Answer: every warning (``warnings``, then the result's own) through
     module.warn, the diff only when Ansible asked for one, then fail_json
-    with ``failed_msg`` when given, else exit_json."""
+    with ``failed_msg`` when given, else exit_json. AnsibleModule masks the
+    no_log values in the answer as always, given only those that occur in it
+    (occurring_no_log_values)."""
     result = dict(result)
     for text in list(warnings or []) + list(result.pop("warnings", None) or []):
         module.warn(text)
     if not module._diff or result.get("diff") is None:
         result.pop("diff", None)
+    # What AnsibleModule would add itself; here so that it is searched too.
+    result.setdefault("invocation", {"module_args": module.params})
+    module.no_log_values = occurring_no_log_values(module.no_log_values, result, failed_msg)
     if failed_msg is not None:
         module.fail_json(msg=failed_msg, **result)
     module.exit_json(**result)

@@ -45,6 +45,12 @@ try:
     import yaml
 except ImportError:  # pragma: no cover - ansible-core requires PyYAML; the store runs on the controller
     yaml = None
+    _LOADER = _DUMPER = None
+else:
+    # libyaml's loader and dumper when PyYAML has them: a store of 10,000
+    # tenants reads and writes in a fraction of the pure-Python time.
+    _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 STORE_FORMAT = 2
 
@@ -325,7 +331,7 @@ class FileStore:
                 raise SecretStoreError("cannot decrypt the secret store %s (wrong vault password?): %s. Nothing "
                                        "was changed" % (self.path, type(exc).__name__)) from None
         try:
-            data = yaml.safe_load(text) or {}
+            data = yaml.load(text, Loader=_LOADER) or {}  # nosec B506 - a safe loader
         except yaml.YAMLError:
             raise SecretStoreError("the secret store %s is not valid YAML; nothing was changed. Restore it from a "
                                    "backup or fix it by hand" % self.path) from None
@@ -341,7 +347,7 @@ class FileStore:
         # Through JSON first: the names may be str subclasses (Ansible's tagged
         # strings) that a safe YAML dumper refuses.
         plain = json.loads(json.dumps({"version": STORE_FORMAT, "tenants": store}))
-        body = _HEADER + yaml.safe_dump(plain, default_flow_style=False, sort_keys=True)
+        body = _HEADER + yaml.dump(plain, Dumper=_DUMPER, default_flow_style=False, sort_keys=True)
         encrypt = self.encrypt if (self.was_encrypted or self.was_encrypted is None) else None
         if self.was_encrypted and self.encrypt is None:
             raise SecretStoreError("the secret store %s is vault-encrypted but no vault password is available to "

@@ -29,6 +29,7 @@ import hmac
 import os
 import re
 import stringprep
+import threading
 import unicodedata
 
 try:
@@ -558,8 +559,31 @@ class Capabilities:
                     pg_tikv=self.is_pg_tikv)
 
 
+# What a server is, detected once per endpoint and login role in a process
+# (one module run), not once per session: the server kind does not change
+# within a run, and on pg-tikv every tenant's "admin" is the same kind of role.
+_DETECTED = {}
+_DETECT_LOCK = threading.Lock()
+
+
+def _detection_key(sql_params, login_user):
+    return (sql_params.get("pg_host") or "127.0.0.1", int(sql_params.get("pg_port") or 5433),
+            sql_params.get("ssl_mode") or "prefer", login_user)
+
+
+def forget_detections():
+    """Forget every detected server kind (a new run, or a test)."""
+    with _DETECT_LOCK:
+        _DETECTED.clear()
+
+
 class TenantSession:
-    """One autocommit SQL session, logged in as ``tenant.login_user``."""
+    """One autocommit SQL session, logged in as ``tenant.login_user``.
+
+    What the server can do (``capabilities``) is detected on first use, and
+    once per endpoint and login role: a session that only proves a login runs
+    no statement at all.
+    """
 
     def __init__(self, conn, sql_params, tenant, login_user):
         self.conn = conn
@@ -569,8 +593,43 @@ class TenantSession:
         self.queries = []        # every statement executed, secrets masked
         self.writes = []         # the write statements that succeeded, masked (for changed on failure)
         self._secrets = set()
-        self.capabilities = Capabilities()
-        self._detect()
+        self._capabilities = None
+
+    @property
+    def capabilities(self):
+        if self._capabilities is None:
+            self._capabilities = self._detected()
+        return self._capabilities
+
+    @capabilities.setter
+    def capabilities(self, value):
+        self._capabilities = value
+
+    def _detected(self):
+        key = _detection_key(self.sql_params, self.login_user)
+        with _DETECT_LOCK:
+            known = _DETECTED.get(key)
+            if known is None:
+                caps = Capabilities()
+                self._capabilities = caps
+                self._detect()
+                # Only a server that answered statements is remembered (with PD
+                # down pg-tikv fails every statement, which proves nothing).
+                if caps.version is not None:
+                    _DETECTED[key] = caps
+                return caps
+        caps = Capabilities()
+        caps.__dict__.update(known.__dict__)
+        scs = self._parameter_status("standard_conforming_strings")
+        if scs is not None:
+            caps.standard_conforming_strings = scs
+        return caps
+
+    def _parameter_status(self, name):
+        try:
+            return self.conn.get_parameter_status(name)
+        except Exception:  # pragma: no cover
+            return None
 
     # ---- plumbing ----
 
@@ -663,11 +722,7 @@ class TenantSession:
             caps.authid_readable = rows is not None
             rows = self._try_read("SELECT current_setting('password_encryption')")
             caps.password_encryption = str(rows[0][0]) if rows else None
-        scs = None
-        try:
-            scs = self.conn.get_parameter_status("standard_conforming_strings")
-        except Exception:  # pragma: no cover
-            scs = None
+        scs = self._parameter_status("standard_conforming_strings")
         if scs is None and caps.role_catalog:
             rows = self._try_read("SELECT current_setting('standard_conforming_strings')")
             scs = str(rows[0][0]) if rows else None

@@ -421,9 +421,13 @@ def login_first(sql, sql_params, tenant, candidates):
 
 
 class _Reconciler:
-    def __init__(self, pd, sql_params, spec, check_mode, sql, session_sink=None):
+    def __init__(self, pd, sql_params, spec, check_mode, sql, session_sink=None, prove_bootstrap_refused=False):
         self.pd = pd
         self.session_sink = session_sink
+        self.prove_bootstrap_refused = prove_bootstrap_refused
+        # admin's session from the login that proved admin_password (no rotation
+        # needed): handed to session_sink at the end, else closed.
+        self.admin_session = None
         self.sql_params = dict(sql_params or {})
         self.spec = spec
         self.check_mode = check_mode
@@ -449,6 +453,7 @@ class _Reconciler:
             "admin_rotated": False,
             "admin_password_generated": False,
             "admin_login_proven": False,
+            "bootstrap_refused": None,
             "fully_provisioned": None,
             "locked_users": [],
             "warnings": [],
@@ -512,6 +517,40 @@ class _Reconciler:
                                                                   self.sql_hint), "sql_unreachable")
         except sql.SQLClientError as exc:
             self.fail("login test as %r failed: %s" % (sql.login_name(self.name, user), exc), "sql")
+
+    def admin_login(self, password):
+        """Log in as admin with ``password`` and keep the session (it serves the
+        tenant's users, so the proof costs no second login): 'ok', 'refused'
+        or 'nologin', like probe()."""
+        sql = self.sql
+        try:
+            self.admin_session = sql.connect(self.sql_params, self.name, self.admin, password)
+        except sql.LoginRefused:
+            self.refused_probes = True
+            return "refused"
+        except sql.LoginNotPermitted:
+            return "nologin"
+        except sql.ServerUnreachable as exc:
+            self.fail("cannot reach pg-tikv to check %r: %s%s" % (sql.login_name(self.name, self.admin), exc,
+                                                                  self.sql_hint), "sql_unreachable")
+        except sql.SQLClientError as exc:
+            self.fail("login as %r failed: %s" % (sql.login_name(self.name, self.admin), exc), "sql")
+        return "ok"
+
+    def hand_over_session(self):
+        """The kept admin session to session_sink, or closed."""
+        session, self.admin_session = self.admin_session, None
+        if session is None:
+            return
+        if self.session_sink is not None:
+            self.session_sink(session)
+        else:
+            session.close()
+
+    def close_session(self):
+        session, self.admin_session = self.admin_session, None
+        if session is not None:
+            session.close()
 
     def confirm_refusals(self):
         """A refused test login means "wrong password" only if PD was up: with
@@ -759,6 +798,7 @@ class _Reconciler:
             self.bootstrap_open = True
             self.fail("the bootstrap password admin/admin still logs in after the rotation; the tenant "
                       "is NOT protected", "verification")
+        self.result["bootstrap_refused"] = True
         self.done("verified: the new admin password logs in and admin/admin is refused")
 
     # -- existing keyspace ----------------------------------------------------
@@ -871,10 +911,14 @@ class _Reconciler:
         spec = self.spec
         plan = {"actions": [], "before": ADMIN_STATUS_UNKNOWN, "after": ADMIN_STATUS_UNKNOWN}
         if spec.admin_password and spec.update_admin_password == "always":
-            first = self.probe(self.admin, spec.admin_password)
+            first = self.admin_login(spec.admin_password)
             if first == "ok":
                 plan["before"] = plan["after"] = ADMIN_STATUS_SET
                 self.result["admin_login_proven"] = True
+                if self.prove_bootstrap_refused:
+                    # Part of the proof of a usable tenant: admin/admin is refused
+                    # (it would log in with a fallback password PG_PASSWORD "admin").
+                    self.result["bootstrap_refused"] = self.probe(self.admin, BOOTSTRAP_ADMIN_PASSWORD) != "ok"
                 return plan
             if first == "nologin":
                 plan["before"] = ADMIN_STATUS_LOCKED
@@ -1030,23 +1074,31 @@ class _Reconciler:
 
 
 def reconcile_tenant(pd, sql_params, spec, current=MISSING, check_mode=False, sql=None, session_sink=None,
-                     confirm_pd=True):
+                     confirm_pd=True, prove_bootstrap_refused=False):
     """Bring one tenant to ``spec``; return the result dict.
 
     ``current``: the keyspace dict if the caller already has it (None = it does
     not exist); omitted = read it from PD. ``sql``: the SQL client module
-    (injectable for tests). ``session_sink``: optional callable; when the admin
-    password was rotated and verified, it receives the still-open session
-    (whose owner then closes it) instead of the session being closed.
+    (injectable for tests). ``session_sink``: optional callable; when admin
+    logged in (its password proven, or rotated and verified), it receives the
+    still-open admin session (whose owner then closes it) instead of the
+    session being closed. ``prove_bootstrap_refused``: when admin_password
+    logs in as it is, also prove admin/admin refused (result
+    ``bootstrap_refused``), so that a verifying caller needs no second login.
     Raises TenantError; its ``result`` holds the partial result, including
     ``progress`` (steps that were completed). ``confirm_pd``: when a conclusion
     rests on a refused test login, ask PD once more at the end (a bulk caller
     passes False and asks once per run instead).
     """
-    reconciler = _Reconciler(pd, sql_params, spec, check_mode, sql, session_sink)
-    result = reconciler.run(current)
-    if confirm_pd:
-        reconciler.confirm_refusals()
+    reconciler = _Reconciler(pd, sql_params, spec, check_mode, sql, session_sink, prove_bootstrap_refused)
+    try:
+        result = reconciler.run(current)
+        if confirm_pd:
+            reconciler.confirm_refusals()
+    except BaseException:
+        reconciler.close_session()
+        raise
+    reconciler.hand_over_session()
     return result
 
 

@@ -167,7 +167,7 @@ class FakeWorld:
         self.tenant_calls = []
 
     def reconcile_tenant(self, pd, sql_params, spec, current=None, check_mode=False, sql=None, session_sink=None,
-                         confirm_pd=True):
+                         confirm_pd=True, prove_bootstrap_refused=False):
         assert confirm_pd is False  # the fleet asks PD once per run instead
         self.tenant_calls.append((spec.name, current))
         if spec.name in self.fail_tenants:
@@ -185,7 +185,7 @@ class FakeWorld:
             session_sink(self.connect(sql_params, spec.name, "admin", "admin"))
         return res
 
-    def reconcile_user(self, session, spec, check_mode=False):
+    def reconcile_user(self, session, spec, check_mode=False, exists=None):
         if (session.tenant, spec.name) in self.fail_users:
             raise b.sql.SQLClientError("cannot create %r" % spec.name)
         res = {"changed": True, "created": True, "password_changed": True, "queries": [
@@ -486,3 +486,71 @@ def test_without_a_sink_the_session_is_closed(monkeypatch):
     t.reconcile_tenant(SinkPD(), {}, t.TenantSpec(name="acme_corp", admin_password="New-pass-1"),
                        current=None, sql=fake)
     assert len(fake.sessions) == 1 and fake.sessions[0].closed
+
+
+def _existing(state="ENABLED"):
+    return {"id": 3, "name": "acme_corp", "state": state, "created_at": 5, "state_changed_at": 5, "config": {}}
+
+
+class NoopSQL(SinkSQL):
+    """An existing tenant whose admin logs in with admin_password."""
+
+    def __init__(self, bootstrap_works=False):
+        super().__init__()
+        self.bootstrap_works = bootstrap_works
+        self.probes = []
+
+    def probe_login(self, sql_params, tenant, user, password):
+        self.probes.append((user, password))
+        return "ok" if password == "admin" and self.bootstrap_works else "refused"
+
+
+@pytest.mark.parametrize("prove", [False, True])
+def test_admins_proving_login_is_the_session_handed_over(prove):
+    from ansible_collections.pgtikv.cloud.plugins.module_utils import _tenant as t
+    fake, got = NoopSQL(), []
+    res = t.reconcile_tenant(SinkPD(), {}, t.TenantSpec(name="acme_corp", admin_password="A-pass-1"),
+                             current=_existing(), sql=fake, session_sink=got.append, confirm_pd=False,
+                             prove_bootstrap_refused=prove)
+    assert not res["changed"] and res["admin_login_proven"]
+    assert got == fake.sessions and len(got) == 1 and not got[0].closed
+    assert fake.probes == ([("admin", "admin")] if prove else [])
+    assert res["bootstrap_refused"] is (True if prove else None)
+
+
+def test_without_a_sink_the_proving_session_is_closed():
+    from ansible_collections.pgtikv.cloud.plugins.module_utils import _tenant as t
+    fake = NoopSQL()
+    t.reconcile_tenant(SinkPD(), {}, t.TenantSpec(name="acme_corp", admin_password="A-pass-1"),
+                       current=_existing(), sql=fake, confirm_pd=False)
+    assert len(fake.sessions) == 1 and fake.sessions[0].closed
+
+
+def test_bootstrap_password_that_still_logs_in_is_reported():
+    from ansible_collections.pgtikv.cloud.plugins.module_utils import _tenant as t
+    res = t.reconcile_tenant(SinkPD(), {}, t.TenantSpec(name="acme_corp", admin_password="A-pass-1"),
+                             current=_existing(), sql=NoopSQL(bootstrap_works=True), confirm_pd=False,
+                             prove_bootstrap_refused=True)
+    assert res["bootstrap_refused"] is False
+
+
+def test_verification_tests_again_only_what_the_reconcile_did_not_prove(monkeypatch):
+    probes = []
+
+    def probe(sql_params, name, user, password):
+        probes.append(user if password != "admin" else "admin/admin")
+        return "refused" if password == "admin" else "ok"
+    monkeypatch.setattr(b.sql, "probe_login", probe)
+    item = entry("acme_corp", admin_password="A-pass-1",
+                 users=[{"name": "app", "password": "U-pass-1"}, {"name": "ro", "password": "R-pass-1"}])
+    passwords = {"app": "U-pass-1", "ro": "R-pass-1"}
+    everything = {"admin": True, "bootstrap_refused": True, "users": {"app", "ro"}}
+    out = b.verify_tenant({}, "acme_corp", _existing(), "A-pass-1", passwords, item, proven=everything)
+    assert out["complete"] and probes == []
+    out = b.verify_tenant({}, "acme_corp", _existing(), "A-pass-1", passwords, item,
+                          proven={"admin": True, "users": {"app"}})
+    assert out["complete"] and probes == ["admin/admin", "ro"]
+    # What the reconcile proved never stands in for the keyspace state PD reports.
+    del probes[:]
+    out = b.verify_tenant({}, "acme_corp", _existing("DISABLED"), "A-pass-1", passwords, item, proven=everything)
+    assert not out["complete"] and out["problems"] == ["keyspace is DISABLED in PD, not ENABLED"]

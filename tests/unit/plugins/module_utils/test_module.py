@@ -24,6 +24,7 @@ class FakeModule:
         self._diff = diff
         self.params = params or {}
         self.warnings = []
+        self.no_log_values = set()
 
     def warn(self, text):
         self.warnings.append(text)
@@ -44,18 +45,19 @@ def answer(func, *args, **kwargs):
 def test_finish_warns_and_drops_the_diff_unless_asked():
     module = FakeModule()
     got = answer(m.finish, module, {"changed": True, "warnings": ["second"], "diff": {"before": {}}}, ["first"])
-    assert not got.failed and got.result == {"changed": True}
+    echo = {"invocation": {"module_args": {}}}
+    assert not got.failed and got.result == dict(echo, changed=True)
     assert module.warnings == ["first", "second"]
     got = answer(m.finish, FakeModule(diff=True), {"changed": True, "diff": {"before": {}}})
-    assert got.result == {"changed": True, "diff": {"before": {}}}
+    assert got.result == dict(echo, changed=True, diff={"before": {}})
     got = answer(m.finish, FakeModule(diff=True), {"changed": False, "diff": None})
-    assert got.result == {"changed": False}
+    assert got.result == dict(echo, changed=False)
 
 
 def test_finish_fails_with_the_message_and_the_result():
     module = FakeModule()
     got = answer(m.finish, module, {"changed": False, "warnings": ["w"]}, failed_msg="it broke")
-    assert got.failed and got.result == {"changed": False, "msg": "it broke"}
+    assert got.failed and got.result == {"changed": False, "msg": "it broke", "invocation": {"module_args": {}}}
     assert module.warnings == ["w"]
 
 
@@ -85,3 +87,41 @@ def test_sql_params_are_the_sql_options():
     assert sql_params_from(params) == {"pg_host": "db", "pg_port": 5000, "ssl_mode": "require", "ca_cert": "/ca.pem",
                                        "connect_timeout": 3}
     assert set(sql_params_from({})) == set(sql_argument_spec())
+
+
+# ---------------------------------------------------------------- masking the answer
+
+
+def test_only_the_no_log_values_that_occur_are_handed_to_ansible_masking():
+    secrets = {"s3cret-one", "another-secret", "short", "x*y", "VALUE"}
+    result = {"tenants": [{"name": "acme", "msg": "login with s3cret-one failed"}, {"name": "b", "n": 12345}],
+              "echo": "short", "keys": {"another-secret": True}}
+    assert m.occurring_no_log_values(secrets, result) == {"s3cret-one", "short", "x*y", "VALUE"}
+    # A number whose text holds a value, bytes, a value inside a longer one.
+    assert m.occurring_no_log_values({"2345", "abc"}, {"n": 12345, "b": b"xxabcxx"}) == {"2345", "abc"}
+    assert m.occurring_no_log_values(set(), result) == set()
+
+
+def test_ansible_masks_exactly_as_with_every_no_log_value():
+    import random
+    from ansible.module_utils.common.parameters import remove_values
+
+    rng = random.Random(7)
+    alphabet = "ab'\\*é x"
+    secrets = {"".join(rng.choice(alphabet) for _i in range(rng.randint(1, 6))) for _j in range(40)}
+    texts = ["".join(rng.choice(alphabet) for _i in range(rng.randint(0, 30))) for _j in range(300)]
+    result = {"strings": texts, "nested": [{"k": t, "n": rng.randint(0, 99999)} for t in texts[:50]],
+              "flags": [True, None, 1.5]}
+    # Lists in one order: Ansible tries values of equal length in the order it
+    # is given them, and with overlapping values the order decides the text.
+    found = m.occurring_no_log_values(secrets, result)
+    assert found < secrets
+    assert remove_values(result, sorted(found)) == remove_values(result, sorted(secrets))
+
+
+def test_finish_hands_ansible_only_the_occurring_values():
+    module = FakeModule(params={"login_password": "pw-in-args"})
+    module.no_log_values = {"pw-in-args", "pw-elsewhere"}
+    res = answer(m.finish, module, {"changed": False})
+    assert res.result["invocation"] == {"module_args": {"login_password": "pw-in-args"}}
+    assert module.no_log_values == {"pw-in-args"}

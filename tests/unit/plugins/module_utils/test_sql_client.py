@@ -258,3 +258,43 @@ def test_sql_bool_never_reads_the_text_f_as_true(value, expected):
 def test_sql_bool_refuses_what_is_not_a_boolean(value):
     with pytest.raises(c.SQLClientError):
         c.sql_bool(value)
+
+
+class _DetectingSession(c.TenantSession):
+    """A TenantSession whose statements answer like pg-tikv and are counted."""
+
+    def __init__(self, sql_params, login_user="admin", answers=True):
+        self.conn = type("Conn", (), {"get_parameter_status": lambda self, name: None})()
+        self.sql_params, self.tenant, self.login_user = sql_params, "acme", login_user
+        self.queries, self.writes, self._secrets, self._capabilities = [], [], set(), None
+        self.answers, self.ran = answers, []
+
+    def _try_read(self, text, params=None):
+        self.ran.append(text)
+        if self.answers and text == "SELECT version()":
+            return [("PostgreSQL 14.0 (pg-tikv)",)]
+        return None
+
+
+def test_server_kind_is_detected_once_per_endpoint_and_role():
+    c.forget_detections()
+    try:
+        first, second = _DetectingSession({"pg_port": 7001}), _DetectingSession({"pg_port": 7001})
+        assert not first.ran and not second.ran  # nothing before it is needed
+        assert not first.has_role_catalog and first.capabilities.is_pg_tikv
+        assert len(first.ran) == 2
+        assert not second.has_role_catalog and second.capabilities.is_pg_tikv and second.ran == []
+        other = _DetectingSession({"pg_port": 7002})
+        assert not other.has_role_catalog and len(other.ran) == 2
+    finally:
+        c.forget_detections()
+
+
+def test_a_server_that_answers_no_statement_is_not_remembered():
+    c.forget_detections()
+    try:
+        for _attempt in range(2):
+            down = _DetectingSession({"pg_port": 7003}, answers=False)
+            assert not down.has_role_catalog and len(down.ran) == 2
+    finally:
+        c.forget_detections()

@@ -362,3 +362,43 @@ def test_a_half_created_user_that_cannot_be_dropped_is_said_so():
     with pytest.raises(c.SQLClientError) as exc:
         u.reconcile_user(s, spec(name="app", password="pw", conn_limit=3))
     assert "exists half-created; drop it, or run the task again" in str(exc.value)
+
+
+# ---------------------------------------------------------------- the fewest logins that prove a user
+
+class CountingSession(FakeSession):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lookups = []
+
+    def role_exists(self, user):
+        self.lookups.append(user)
+        return super().role_exists(user)
+
+
+def test_pg_tikv_user_that_logs_in_is_proven_by_that_one_login():
+    s = CountingSession(False, roles={"app": role(password="pw1")})
+    res = u.reconcile_user(s, spec(name="app", password="pw1"))
+    assert s.probes == ["app"] and s.lookups == [] and s.executed == []
+    assert not res["changed"] and res["password_proven"]
+
+
+@pytest.mark.parametrize("roles,created", [({}, True), ({"app": role(password="old")}, False)])
+def test_pg_tikv_refused_login_still_looks_the_user_up(roles, created):
+    s = CountingSession(False, roles=roles)
+    res = u.reconcile_user(s, spec(name="app", password="pw1"))
+    assert s.lookups == ["app"] and res["changed"] and res["created"] is created
+    assert s.roles["app"]["password"] == "pw1" and res["password_proven"]
+
+
+def test_nologin_answer_proves_the_user_exists():
+    s = CountingSession(False, roles={"app": role(login=False, password="pw1")})
+    res = u.reconcile_user(s, spec(name="app", password="pw1", update_password="always"))
+    assert s.lookups == [] and not res["created"]
+
+
+def test_a_user_known_to_be_missing_is_created_without_lookup_or_probe_first():
+    s = CountingSession(False)
+    res = u.reconcile_user(s, spec(name="app", password="pw1"), exists=False)
+    assert s.lookups == [] and s.probes == ["app"]  # the one probe proves the new password
+    assert res["created"] and res["password_proven"]
