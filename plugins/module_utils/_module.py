@@ -9,6 +9,7 @@ PRIVATE: for use by this collection's modules only; may change at any time.
 from __future__ import annotations
 
 from ansible.module_utils.basic import missing_required_lib
+from ansible.module_utils.common.warnings import get_warning_messages
 
 from ansible_collections.pgtikv.cloud.plugins.module_utils import _pd_client
 from ansible_collections.pgtikv.cloud.plugins.module_utils._common import hide_non_string_secrets, option_errors
@@ -132,13 +133,16 @@ def finish(module, result, warnings=None, failed_msg=None):
     no_log values in the answer as always, given only those that occur in it
     (occurring_no_log_values)."""
     result = dict(result)
-    for text in list(warnings or []) + list(result.pop("warnings", None) or []):
+    warning_texts = list(warnings or []) + list(result.pop("warnings", None) or [])
+    for text in warning_texts:
         module.warn(text)
     if not module._diff or result.get("diff") is None:
         result.pop("diff", None)
     # What AnsibleModule would add itself; here so that it is searched too.
     result.setdefault("invocation", {"module_args": module.params})
-    module.no_log_values = occurring_no_log_values(module.no_log_values, result, failed_msg)
+    # Warnings are masked in the answer too: every one recorded in this run is searched.
+    warning_texts += [str(text) for text in get_warning_messages()]
+    module.no_log_values = occurring_no_log_values(module.no_log_values, result, failed_msg, warning_texts)
     if failed_msg is not None:
         module.fail_json(msg=failed_msg, **result)
     module.exit_json(**result)

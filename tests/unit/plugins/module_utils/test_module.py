@@ -125,3 +125,11 @@ def test_finish_hands_ansible_only_the_occurring_values():
     res = answer(m.finish, module, {"changed": False})
     assert res.result["invocation"] == {"module_args": {"login_password": "pw-in-args"}}
     assert module.no_log_values == {"pw-in-args"}
+
+
+def test_a_no_log_value_in_a_warning_is_still_masked():
+    # Ansible masks the warnings of the answer too: a value found only there stays.
+    module = FakeModule()
+    module.no_log_values = {"pw-in-warning", "pw-nowhere"}
+    answer(m.finish, module, {"changed": False}, ["could not use pw-in-warning"])
+    assert module.no_log_values == {"pw-in-warning"}
