@@ -40,8 +40,7 @@ class ActionModule(SecretStoreAction):
 
     def fill(self, data, args, check_mode):
         module_args = dict(args)
-        module_args["config"], added = fill_fleet(data, args.get("config") or [], generate_password,
-                                                  rotate=self._rotate, check_mode=check_mode)
+        module_args["config"], added = fill_fleet(data, args.get("config") or [], generate_password, rotate=self._rotate, check_mode=check_mode)
         return module_args, added
 
     def promote(self, data, declared, result):

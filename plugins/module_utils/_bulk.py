@@ -65,14 +65,43 @@ STATUS_UNCHANGED = "unchanged"
 STATUS_FAILED = "failed"
 
 # Keys of a tenant entry of the module's ``config`` that go to TenantSpec.
-_TENANT_SPEC_KEYS = ("name", "state", "config", "admin_password", "update_admin_password", "login_user",
-                     "login_password", "confirm_tombstone", "previous_admin_passwords")
+_TENANT_SPEC_KEYS = (
+    "name",
+    "state",
+    "config",
+    "admin_password",
+    "update_admin_password",
+    "login_user",
+    "login_password",
+    "confirm_tombstone",
+    "previous_admin_passwords",
+)
 
 # What a fleet run keeps from reconcile_tenant's result for each tenant.
-_TENANT_RESULT_KEYS = ("exists", "state_path", "config_patch", "admin_rotated", "admin_password_generated",
-                       "admin_login_proven", "bootstrap_refused", "fully_provisioned", "locked_users", "progress", "queries", "pd_version")
-_USER_RESULT_KEYS = ("created", "removed", "password_changed", "password_verified", "password_generated",
-                     "password_proven", "unverifiable_attributes", "queries")
+_TENANT_RESULT_KEYS = (
+    "exists",
+    "state_path",
+    "config_patch",
+    "admin_rotated",
+    "admin_password_generated",
+    "admin_login_proven",
+    "bootstrap_refused",
+    "fully_provisioned",
+    "locked_users",
+    "progress",
+    "queries",
+    "pd_version",
+)
+_USER_RESULT_KEYS = (
+    "created",
+    "removed",
+    "password_changed",
+    "password_verified",
+    "password_generated",
+    "password_proven",
+    "unverifiable_attributes",
+    "queries",
+)
 
 
 # ---------------------------------------------------------------------------
@@ -92,8 +121,8 @@ def tenant_spec(item):
     spec = TenantSpec.from_params(params)
     if spec.state != "present":
         spec.lock_users = [BOOTSTRAP_ADMIN_USER] + [
-            u["name"] for u in item.get("users") or []
-            if (u.get("state") or "present") == "present" and u.get("name") != BOOTSTRAP_ADMIN_USER]
+            u["name"] for u in item.get("users") or [] if (u.get("state") or "present") == "present" and u.get("name") != BOOTSTRAP_ADMIN_USER
+        ]
     return spec
 
 
@@ -119,8 +148,7 @@ def validate_fleet(items, default_unverifiable="on_create"):
             except sql.SQLClientError as exc:
                 problems.append("user %r: %s" % (uname, exc))
             if uname == BOOTSTRAP_ADMIN_USER:
-                problems.append("user %r: the tenant's admin is managed by the tenant entry "
-                                "(admin_password), not as a user" % uname)
+                problems.append("user %r: the tenant's admin is managed by the tenant entry (admin_password), not as a user" % uname)
         if problems:
             errors[name if name is not None else "#%d" % index] = problems
     return errors
@@ -145,8 +173,7 @@ class _TenantRun:
         self.default_unverifiable = default_unverifiable
         self.generated = {}
         self.warnings = []
-        self.out = {"name": self.name, "state": item.get("state") or "present", "status": STATUS_UNCHANGED,
-                    "changed": False, "failed": False, "users": []}
+        self.out = {"name": self.name, "state": item.get("state") or "present", "status": STATUS_UNCHANGED, "changed": False, "failed": False, "users": []}
 
     def run(self):
         started = time.monotonic()
@@ -191,10 +218,17 @@ class _TenantRun:
     def _reconcile(self):
         spec = tenant_spec(self.item)
         try:
-            res = reconcile_tenant(self.pd, self.sql_params, spec, current=self.current,
-                                   check_mode=self.check_mode, sql=sql, session_sink=self._keep,
-                                   confirm_pd=False,  # once per run: see _unproven
-                                   prove_bootstrap_refused=self.verify and not self.check_mode)
+            res = reconcile_tenant(
+                self.pd,
+                self.sql_params,
+                spec,
+                current=self.current,
+                check_mode=self.check_mode,
+                sql=sql,
+                session_sink=self._keep,
+                confirm_pd=False,  # once per run: see _unproven
+                prove_bootstrap_refused=self.verify and not self.check_mode,
+            )
         except TenantError as exc:
             self._take_tenant_result(exc.result)
             self._fail(exc.message)
@@ -207,13 +241,20 @@ class _TenantRun:
         else:
             locked = set(res.get("locked_users") or [])
             for entry in self.item.get("users") or []:
-                self.out["users"].append({"name": entry["name"], "status": "locked" if entry["name"] in locked
-                                          else STATUS_UNCHANGED, "changed": entry["name"] in locked})
+                self.out["users"].append(
+                    {"name": entry["name"], "status": "locked" if entry["name"] in locked else STATUS_UNCHANGED, "changed": entry["name"] in locked}
+                )
         if any(u.get("failed") for u in self.out["users"]):
             failed = [u["name"] for u in self.out["users"] if u.get("failed")]
-            self._fail("user%s %s of tenant %r failed: %s" % (
-                "s" if len(failed) > 1 else "", ", ".join(repr(n) for n in failed), self.name,
-                "; ".join("%s: %s" % (u["name"], u["msg"]) for u in self.out["users"] if u.get("failed"))))
+            self._fail(
+                "user%s %s of tenant %r failed: %s"
+                % (
+                    "s" if len(failed) > 1 else "",
+                    ", ".join(repr(n) for n in failed),
+                    self.name,
+                    "; ".join("%s: %s" % (u["name"], u["msg"]) for u in self.out["users"] if u.get("failed")),
+                )
+            )
         elif created:
             self.out["status"] = STATUS_CREATED
         elif self.out["changed"]:
@@ -221,11 +262,18 @@ class _TenantRun:
         if self.verify and not self.check_mode and not self.out["failed"]:
             if spec.state == "present":
                 self.out["verification"] = verify_tenant(
-                    self.sql_params, self.name, self.out.get("keyspace"), self.admin_password(),
-                    self.user_passwords(), self.item, proven=self._proven_by_reconcile())
+                    self.sql_params,
+                    self.name,
+                    self.out.get("keyspace"),
+                    self.admin_password(),
+                    self.user_passwords(),
+                    self.item,
+                    proven=self._proven_by_reconcile(),
+                )
             else:
-                self.out["verification"] = verify_locked(self.sql_params, self.name, self.out.get("keyspace"),
-                                                         self.admin_password(), self.user_passwords(), self.item)
+                self.out["verification"] = verify_locked(
+                    self.sql_params, self.name, self.out.get("keyspace"), self.admin_password(), self.user_passwords(), self.item
+                )
         if spec.state == "present" and not self.check_mode:
             self.out["proven"] = self._proven()
 
@@ -233,8 +281,7 @@ class _TenantRun:
         """What the reconcile's own logins proved after its last write to each
         credential (they count as verification: only the rest is tested again)."""
         users = {u["name"] for u in self.out["users"] if u.get("password_proven")}
-        return {"admin": bool(self.out.get("admin_login_proven")),
-                "bootstrap_refused": self.out.get("bootstrap_refused") is True, "users": users}
+        return {"admin": bool(self.out.get("admin_login_proven")), "bootstrap_refused": self.out.get("bootstrap_refused") is True, "users": users}
 
     def _proven(self):
         """Which declared passwords were proven by a login in this run: admin
@@ -242,8 +289,7 @@ class _TenantRun:
         promotes a pending password only when it is listed here."""
         checks = {c["check"]: c["ok"] for c in (self.out.get("verification") or {}).get("checks") or []}
         admin = bool(self.out.get("admin_login_proven")) or checks.get("admin logs in") is True
-        users = sorted(u["name"] for u in self.out["users"]
-                       if u.get("password_proven") or checks.get("user %s logs in" % u["name"]) is True)
+        users = sorted(u["name"] for u in self.out["users"] if u.get("password_proven") or checks.get("user %s logs in" % u["name"]) is True)
         return {"admin": admin and bool(self.item.get("admin_password")), "users": users}
 
     def _skip_users(self, why):
@@ -270,11 +316,17 @@ class _TenantRun:
             for entry in entries:
                 uspec = user_spec(entry, self.default_unverifiable)
                 if uspec.state == "present":
-                    self.out["users"].append({"name": uspec.name, "status": STATUS_CREATED, "changed": True,
-                                              "created": True, "password_changed": True,
-                                              "password_generated": uspec.password is None,
-                                              "diff": {"before": {"state": "absent"},
-                                                       "after": {"state": "present"}}})
+                    self.out["users"].append(
+                        {
+                            "name": uspec.name,
+                            "status": STATUS_CREATED,
+                            "changed": True,
+                            "created": True,
+                            "password_changed": True,
+                            "password_generated": uspec.password is None,
+                            "diff": {"before": {"state": "absent"}, "after": {"state": "present"}},
+                        }
+                    )
                     self.out["changed"] = True
                 else:
                     self.out["users"].append({"name": uspec.name, "status": STATUS_UNCHANGED, "changed": False})
@@ -304,21 +356,21 @@ class _TenantRun:
             users.append((BOOTSTRAP_ADMIN_USER, BOOTSTRAP_ADMIN_PASSWORD))
         if not users:
             raise sql.SQLClientError(
-                "the admin password is not known: give admin_password (or login_user/login_password) to manage "
-                "the users of an existing tenant")
+                "the admin password is not known: give admin_password (or login_user/login_password) to manage the users of an existing tenant"
+            )
         candidates = [(user, password, sql.login_name(self.name, user)) for user, password in users]
         session, _user, refused = login_first(sql, self.sql_params, self.name, candidates)
         if session is None:
-            raise sql.SQLClientError("no declared credential logs in to tenant %r (%s)" % (
-                self.name, ", ".join("%s: %s" % (label, type(exc).__name__) for label, exc in refused)))
+            raise sql.SQLClientError(
+                "no declared credential logs in to tenant %r (%s)" % (self.name, ", ".join("%s: %s" % (label, type(exc).__name__) for label, exc in refused))
+            )
         return session
 
     def _user(self, session, entry, exists=None):
         uspec = user_spec(entry, self.default_unverifiable)
         out = {"name": uspec.name, "status": STATUS_UNCHANGED, "changed": False}
         try:
-            res = reconcile_user(session, uspec, check_mode=self.check_mode,
-                                 exists=exists if uspec.state == "present" else None)
+            res = reconcile_user(session, uspec, check_mode=self.check_mode, exists=exists if uspec.state == "present" else None)
         except sql.SQLClientError as exc:
             out.update(status=STATUS_FAILED, failed=True, msg=str(exc))
             return out
@@ -333,8 +385,7 @@ class _TenantRun:
         if res.get("changed"):
             self.out["changed"] = True
             out["changed"] = True
-            out["status"] = ("removed" if res.get("removed") else STATUS_CREATED if res.get("created")
-                             else STATUS_CHANGED)
+            out["status"] = "removed" if res.get("removed") else STATUS_CREATED if res.get("created") else STATUS_CHANGED
         return out
 
 
@@ -381,28 +432,23 @@ def verify_tenant(sql_params, name, keyspace, admin_password, user_passwords, it
         outcome = "ok" if proven.get("admin") else probe(BOOTSTRAP_ADMIN_USER, admin_password)
         check("admin logs in", outcome == "ok", "admin cannot log in with its password (%s)" % outcome)
     else:
-        check("admin logs in", False, "admin password unknown (not declared, not generated in this run): "
-                                      "cannot prove the admin login")
+        check("admin logs in", False, "admin password unknown (not declared, not generated in this run): cannot prove the admin login")
     outcome = "refused" if proven.get("bootstrap_refused") else probe(BOOTSTRAP_ADMIN_USER, BOOTSTRAP_ADMIN_PASSWORD)
-    check("bootstrap admin/admin refused", outcome != "ok",
-          "the bootstrap password admin/admin still logs in: anyone can take the tenant")
+    check("bootstrap admin/admin refused", outcome != "ok", "the bootstrap password admin/admin still logs in: anyone can take the tenant")
     for entry in item.get("users") or []:
         uname = entry["name"]
         if (entry.get("state") or "present") != "present":
             continue
         if entry.get("login") is False:
             outcome = probe(uname, user_passwords.get(uname) or BOOTSTRAP_ADMIN_PASSWORD)
-            check("user %s is NOLOGIN" % uname, outcome == "nologin",
-                  "user %r should be NOLOGIN but a test login gives %s" % (uname, outcome))
+            check("user %s is NOLOGIN" % uname, outcome == "nologin", "user %r should be NOLOGIN but a test login gives %s" % (uname, outcome))
             continue
         password = user_passwords.get(uname)
         if not password:
-            check("user %s logs in" % uname, False,
-                  "user %r: password unknown (not declared, not generated in this run): cannot prove the login" % uname)
+            check("user %s logs in" % uname, False, "user %r: password unknown (not declared, not generated in this run): cannot prove the login" % uname)
             continue
         outcome = "ok" if uname in proven_users else probe(uname, password)
-        check("user %s logs in" % uname, outcome == "ok", "user %r cannot log in with its password (%s)"
-              % (uname, outcome))
+        check("user %s logs in" % uname, outcome == "ok", "user %r cannot log in with its password (%s)" % (uname, outcome))
     return {"complete": not problems, "problems": problems, "checks": checks}
 
 
@@ -421,8 +467,8 @@ def verify_locked(sql_params, name, keyspace, admin_password, user_passwords, it
     if keyspace is None:
         return {"complete": not problems, "problems": problems, "checks": checks}
     accounts = [(BOOTSTRAP_ADMIN_USER, admin_password)] + [
-        (u["name"], user_passwords.get(u["name"])) for u in item.get("users") or []
-        if (u.get("state") or "present") == "present"]
+        (u["name"], user_passwords.get(u["name"])) for u in item.get("users") or [] if (u.get("state") or "present") == "present"
+    ]
     for user, password in accounts:
         for label, candidate in (("its password", password), ("the bootstrap password", BOOTSTRAP_ADMIN_PASSWORD)):
             if not candidate:
@@ -442,12 +488,13 @@ def verify_locked(sql_params, name, keyspace, admin_password, user_passwords, it
 def override_guard_error(params):
     """Why state=overridden may not run with these options (None if it may)."""
     if not params.get("allow_disable_unlisted"):
-        return ("state=overridden disables every managed tenant that is not listed; set "
-                "allow_disable_unlisted: true to confirm")
+        return "state=overridden disables every managed tenant that is not listed; set allow_disable_unlisted: true to confirm"
     pattern = params.get("managed_pattern")
     if not pattern:
-        return ("state=overridden needs managed_pattern (a regular expression matched against the whole tenant "
-                "name) so that it never disables tenants this task does not own; use '.*' to own them all")
+        return (
+            "state=overridden needs managed_pattern (a regular expression matched against the whole tenant "
+            "name) so that it never disables tenants this task does not own; use '.*' to own them all"
+        )
     try:
         re.compile(pattern)
     except re.error as exc:
@@ -530,8 +577,7 @@ def run_fleet(params, items, state, check_mode, pd=None, shape=None):
             keyspaces = pd.list_keyspaces(page_size=params.get("list_page_size") or MAX_PAGE_SIZE)
         except PDError as exc:
             msg = "cannot list PD's keyspaces: %s" % exc
-            return {"failed": True, "msg": msg, "tenants": [], "summary": _summary([]), "generated_passwords": {},
-                    "problems": [msg], "report": [msg]}
+            return {"failed": True, "msg": msg, "tenants": [], "summary": _summary([]), "generated_passwords": {}, "problems": [msg], "report": [msg]}
         by_name = {ks.get("name"): ks for ks in keyspaces}
         if state == "gathered":
             return _gather(pd, sql_params, params, items, keyspaces, by_name, verify, max_workers, started)
@@ -547,15 +593,20 @@ def run_fleet(params, items, state, check_mode, pd=None, shape=None):
         for item in items:
             name = item.get("name")
             if name in errors:
-                results[name] = {"name": name, "state": item.get("state") or "present", "status": STATUS_FAILED,
-                                 "changed": False, "failed": True, "users": [],
-                                 "msg": "invalid entry, nothing was done: " + "; ".join(errors[name])}
+                results[name] = {
+                    "name": name,
+                    "state": item.get("state") or "present",
+                    "status": STATUS_FAILED,
+                    "changed": False,
+                    "failed": True,
+                    "users": [],
+                    "msg": "invalid entry, nothing was done: " + "; ".join(errors[name]),
+                }
             else:
                 todo.append(item)
         if errors.get(None):
             msg = "; ".join(errors[None])
-            return {"failed": True, "msg": msg, "tenants": [], "summary": _summary([]), "generated_passwords": {},
-                    "problems": [msg], "report": [msg]}
+            return {"failed": True, "msg": msg, "tenants": [], "summary": _summary([]), "generated_passwords": {}, "problems": [msg], "report": [msg]}
 
         if any(by_name.get(i["name"]) is None and (i.get("state") or "present") == "present" for i in todo):
             # reconcile_tenant reads PD's version before a create; read it once
@@ -565,8 +616,7 @@ def run_fleet(params, items, state, check_mode, pd=None, shape=None):
             except PDError:
                 pass  # reconcile_tenant reports it per tenant
 
-        runs = [_TenantRun(pd, sql_params, item, by_name.get(item["name"]), check_mode, verify,
-                           default_unverifiable) for item in todo]
+        runs = [_TenantRun(pd, sql_params, item, by_name.get(item["name"]), check_mode, verify, default_unverifiable) for item in todo]
         timeout = params.get("timeout")
         deadline = started + timeout if timeout else None
 
@@ -574,7 +624,8 @@ def run_fleet(params, items, state, check_mode, pd=None, shape=None):
             out = run.run()
             run.out = None  # only the (shaped) result is kept
             return shape(out) if shape is not None else out
-        for run, out in zip(runs, _map(work, runs, max_workers, deadline)):
+
+        for run, out in zip(runs, _map(work, runs, max_workers, deadline), strict=False):
             results[run.name] = out
         _unproven(pd, [results[run.name] for run in runs if not results[run.name].get("failed")])
 
@@ -609,13 +660,15 @@ def run_fleet(params, items, state, check_mode, pd=None, shape=None):
             out["failed"] = True
             parts = []
             if failed:
-                parts.append("%d of %d tenants failed: %s" % (
-                    len(failed), len(tenants), "; ".join("%s: %s" % (t["name"], t.get("msg")) for t in failed[:20])
-                    + (" ..." if len(failed) > 20 else "")))
+                parts.append(
+                    "%d of %d tenants failed: %s"
+                    % (len(failed), len(tenants), "; ".join("%s: %s" % (t["name"], t.get("msg")) for t in failed[:20]) + (" ..." if len(failed) > 20 else ""))
+                )
             if incomplete:
-                parts.append("%d tenants are not proven usable: %s" % (
-                    len(incomplete), "; ".join("%s: %s" % (t["name"], ", ".join(t["verification"]["problems"]))
-                                               for t in incomplete[:20])))
+                parts.append(
+                    "%d tenants are not proven usable: %s"
+                    % (len(incomplete), "; ".join("%s: %s" % (t["name"], ", ".join(t["verification"]["problems"])) for t in incomplete[:20]))
+                )
             out["msg"] = ". ".join(parts)
         return out
     finally:
@@ -627,18 +680,31 @@ def _map(func, items, max_workers, deadline=None):
     """func over items on a bounded pool; results in input order. An exception
     in func is a bug: it is turned into a failed tenant, never lost. Items not
     started by ``deadline`` (time.monotonic()) are reported as not attempted."""
+
     def safe(item):
         name = item.get("name") if isinstance(item, dict) else getattr(item, "name", None)
         if deadline is not None and time.monotonic() >= deadline:
-            return {"name": name, "status": STATUS_FAILED, "changed": False, "failed": True, "users": [],
-                    "not_attempted": True,
-                    "msg": "not attempted: the run's timeout was reached before this tenant's turn; nothing was "
-                           "done to it (run again, or raise timeout)"}
+            return {
+                "name": name,
+                "status": STATUS_FAILED,
+                "changed": False,
+                "failed": True,
+                "users": [],
+                "not_attempted": True,
+                "msg": "not attempted: the run's timeout was reached before this tenant's turn; nothing was done to it (run again, or raise timeout)",
+            }
         try:
             return func(item)
         except Exception as exc:  # pylint: disable=broad-except
-            return {"name": name, "status": STATUS_FAILED, "changed": False, "failed": True,
-                    "users": [], "msg": "internal error: %s: %s" % (type(exc).__name__, exc)}
+            return {
+                "name": name,
+                "status": STATUS_FAILED,
+                "changed": False,
+                "failed": True,
+                "users": [],
+                "msg": "internal error: %s: %s" % (type(exc).__name__, exc),
+            }
+
     if max_workers <= 1 or len(items) <= 1:
         return [safe(i) for i in items]
     with ThreadPoolExecutor(max_workers=min(max_workers, len(items))) as pool:
@@ -650,16 +716,14 @@ def _override(pd, sql_params, params, items, keyspaces, errors, check_mode, max_
     notes = []
     pattern = params["managed_pattern"]
     if errors:
-        notes.append("no unlisted tenant was disabled because some listed entries are invalid (a mistyped name "
-                     "would otherwise disable the real tenant)")
+        notes.append("no unlisted tenant was disabled because some listed entries are invalid (a mistyped name would otherwise disable the real tenant)")
         return [], notes
     listed = {i.get("name") for i in items}
     candidates = _unlisted_candidates(keyspaces, listed, pattern)
 
     def disable(ks):
         name = ks["name"]
-        out = {"name": name, "state": "disabled", "status": STATUS_UNCHANGED, "changed": False, "failed": False,
-               "users": [], "unlisted": True}
+        out = {"name": name, "state": "disabled", "status": STATUS_UNCHANGED, "changed": False, "failed": False, "users": [], "unlisted": True}
         spec = TenantSpec(name=name, state="disabled", lock_users=[])
         try:
             res = reconcile_tenant(pd, sql_params, spec, current=ks, check_mode=check_mode, sql=sql)
@@ -667,12 +731,18 @@ def _override(pd, sql_params, params, items, keyspaces, errors, check_mode, max_
             out.update(status=STATUS_FAILED, failed=True, msg=exc.message, keyspace=exc.result.get("keyspace"))
             return out
         res.pop("generated_admin_password", None)
-        out.update(changed=bool(res.get("changed")), keyspace=res.get("keyspace"), diff=res.get("diff"),
-                   state_path=res.get("state_path"),
-                   warnings=(res.get("warnings") or []) + [
-                       "tenant %r is not listed: disabled in PD only. pg-tikv ignores the keyspace state "
-                       "in logins, so its users can still log in until they are locked "
-                       "(list it with state: disabled and its credentials)" % name])
+        out.update(
+            changed=bool(res.get("changed")),
+            keyspace=res.get("keyspace"),
+            diff=res.get("diff"),
+            state_path=res.get("state_path"),
+            warnings=(res.get("warnings") or [])
+            + [
+                "tenant %r is not listed: disabled in PD only. pg-tikv ignores the keyspace state "
+                "in logins, so its users can still log in until they are locked "
+                "(list it with state: disabled and its credentials)" % name
+            ],
+        )
         if out["changed"]:
             out["status"] = STATUS_CHANGED
         return out
@@ -724,7 +794,7 @@ def _gather(pd, sql_params, params, items, keyspaces, by_name, verify, max_worke
     incomplete = []
     if verify and items:
         present = [i for i in items if (i.get("state") or "present") == "present"]
-        by_tenant = dict(zip([i["name"] for i in present], _map(verify_one, present, max_workers)))
+        by_tenant = dict(zip([i["name"] for i in present], _map(verify_one, present, max_workers), strict=False))
         for view in gathered:
             if view["name"] in by_tenant:
                 view["verification"] = by_tenant[view["name"]]
@@ -733,15 +803,26 @@ def _gather(pd, sql_params, params, items, keyspaces, by_name, verify, max_worke
                 gathered.append({"name": name, "state": None, "verification": by_tenant[name]})
         _unproven(pd, [{"verification": v} for v in by_tenant.values()])
         incomplete = [{"name": n, "problems": v["problems"]} for n, v in by_tenant.items() if not v["complete"]]
-    out = {"changed": False, "gathered": gathered, "missing": missing, "incomplete": incomplete,
-           "pd_requests": _pd_call_counts(pd), "seconds": round(time.monotonic() - started, 3),
-           "summary": {"total": len(gathered), "missing": len(missing),
-                       "verified": sum(1 for g in gathered if g.get("verification", {}).get("complete")),
-                       "incomplete": len(incomplete)}}
+    out = {
+        "changed": False,
+        "gathered": gathered,
+        "missing": missing,
+        "incomplete": incomplete,
+        "pd_requests": _pd_call_counts(pd),
+        "seconds": round(time.monotonic() - started, 3),
+        "summary": {
+            "total": len(gathered),
+            "missing": len(missing),
+            "verified": sum(1 for g in gathered if g.get("verification", {}).get("complete")),
+            "incomplete": len(incomplete),
+        },
+    }
     if verify and incomplete:
         out["failed"] = True
         out["msg"] = "%d tenants are not proven usable: %s" % (
-            len(incomplete), "; ".join("%s: %s" % (i["name"], ", ".join(i["problems"])) for i in incomplete[:20]))
+            len(incomplete),
+            "; ".join("%s: %s" % (i["name"], ", ".join(i["problems"])) for i in incomplete[:20]),
+        )
     return out
 
 
@@ -753,13 +834,19 @@ def report_lines(tenants, summary, verify, check_mode):
     that changed, failed or is not proven (at most REPORT_MAX_LINES)."""
     s = summary
     head = "%d tenants: %d created, %d changed, %d unchanged, %d failed; users: %d created, %d changed" % (
-        s["total"], s["created"], s["changed"], s["unchanged"], s["failed"], s["users_created"], s["users_changed"])
+        s["total"],
+        s["created"],
+        s["changed"],
+        s["unchanged"],
+        s["failed"],
+        s["users_created"],
+        s["users_changed"],
+    )
     if verify and not check_mode:
         head += "; %d tenants verified, %d incomplete" % (s["verified"], s["incomplete"])
     if check_mode:
         head += " (check mode)"
-    shown = [t for t in tenants if t["status"] != STATUS_UNCHANGED
-             or not t.get("verification", {"complete": True})["complete"]]
+    shown = [t for t in tenants if t["status"] != STATUS_UNCHANGED or not t.get("verification", {"complete": True})["complete"]]
     lines = [head]
     for t in shown[:REPORT_MAX_LINES]:
         parts = []
@@ -818,8 +905,9 @@ def compact_tenant(t):
         out["keyspace"] = {"id": keyspace.get("id"), "config": keyspace.get("config")}
     users = []
     for u in t.get("users") or []:
-        users.append({k: u[k] for k in ("name", "status", "changed", "password_changed", "password_generated", "msg")
-                      if k in u and (u[k] or k in ("changed", "status"))})
+        users.append(
+            {k: u[k] for k in ("name", "status", "changed", "password_changed", "password_generated", "msg") if k in u and (u[k] or k in ("changed", "status"))}
+        )
     out["users"] = users
     return out
 

@@ -63,10 +63,7 @@ def tenant_name_error(name):
     # fullmatch: with match(), '$' also matches before a final newline, so
     # "abc\n" would pass.
     if not TENANT_NAME_PATTERN.fullmatch(name):
-        return (
-            "invalid tenant name %r: use 3-64 characters, lowercase letters, digits "
-            "and underscore only (e.g. acme_corp)" % name
-        )
+        return "invalid tenant name %r: use 3-64 characters, lowercase letters, digits and underscore only (e.g. acme_corp)" % name
     return None
 
 
@@ -83,8 +80,10 @@ def existing_tenant_name_error(name):
     if name in PD_PROTECTED_KEYSPACES:
         return "tenant name %r is PD's reserved keyspace and can never be a tenant" % name
     if not PD_KEYSPACE_NAME_PATTERN.fullmatch(name):
-        return ("invalid tenant name %r: PD keyspace names have only letters, digits, '-' and '_' (and never '.' "
-                "or ':', which separate tenant and user in a pg-tikv login name)" % name)
+        return (
+            "invalid tenant name %r: PD keyspace names have only letters, digits, '-' and '_' (and never '.' "
+            "or ':', which separate tenant and user in a pg-tikv login name)" % name
+        )
     return None
 
 
@@ -114,8 +113,7 @@ def password_type_error(password, what="password"):
     """
     if password is None or isinstance(password, str):
         return None
-    return ("%s must be a string, not %s; quote it in YAML so that it is used exactly as written"
-            % (what, _type_phrase(password)))
+    return "%s must be a string, not %s; quote it in YAML so that it is used exactly as written" % (what, _type_phrase(password))
 
 
 def _type_phrase(value):
@@ -151,8 +149,7 @@ def generate_password(length=GENERATED_PASSWORD_LENGTH):
 def pd_argument_spec():
     """Options of the PD connection; documented in doc fragment pgtikv.cloud.pd."""
     return dict(
-        pd_endpoints=dict(type="list", elements="str", fallback=(env_fallback, ["PD_ENDPOINTS"]),
-                          default=["127.0.0.1:2379"]),
+        pd_endpoints=dict(type="list", elements="str", fallback=(env_fallback, ["PD_ENDPOINTS"]), default=["127.0.0.1:2379"]),
         pd_timeout=dict(type="float", default=10.0),
         pd_retries=dict(type="int", default=3),
         pd_ca_cert=dict(type="path", fallback=(env_fallback, ["PD_CA_CERT"])),
@@ -167,8 +164,7 @@ def sql_argument_spec():
     return dict(
         pg_host=dict(type="str", fallback=(env_fallback, ["PG_HOST"]), default="127.0.0.1"),
         pg_port=dict(type="int", fallback=(env_fallback, ["PG_PORT"]), default=5433),
-        ssl_mode=dict(type="str", default="prefer",
-                      choices=["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]),
+        ssl_mode=dict(type="str", default="prefer", choices=["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]),
         ca_cert=dict(type="path", aliases=["ssl_rootcert"]),
         connect_timeout=dict(type="int", default=10),
     )
@@ -177,18 +173,25 @@ def sql_argument_spec():
 def secret_store_argument_spec():
     """secret_store; documented in doc fragment pgtikv.cloud.secret_store. The
     action plugins handle it on the controller; the modules never see it."""
-    return dict(secret_store=dict(type="dict", no_log=False, options=dict(
-        backend=dict(type="str", choices=["file", "kubernetes"], default="file"),
-        path=dict(type="path"),
-        lock_timeout=dict(type="int", default=120),
-        vault_encrypt=dict(type="str", choices=["auto", "always", "never"], default="auto"),
-        vault_id=dict(type="str"),
-        namespace=dict(type="str"),
-        kubeconfig=dict(type="path"),
-        context=dict(type="str"),
-        name_prefix=dict(type="str", default="pgtikv-tenant-"),
-        lease_duration=dict(type="int", default=30),
-    ), required_if=[("backend", "file", ["path"]), ("backend", "kubernetes", ["namespace"])]))
+    return dict(
+        secret_store=dict(
+            type="dict",
+            no_log=False,
+            options=dict(
+                backend=dict(type="str", choices=["file", "kubernetes"], default="file"),
+                path=dict(type="path"),
+                lock_timeout=dict(type="int", default=120),
+                vault_encrypt=dict(type="str", choices=["auto", "always", "never"], default="auto"),
+                vault_id=dict(type="str"),
+                namespace=dict(type="str"),
+                kubeconfig=dict(type="path"),
+                context=dict(type="str"),
+                name_prefix=dict(type="str", default="pgtikv-tenant-"),
+                lease_duration=dict(type="int", default=30),
+            ),
+            required_if=[("backend", "file", ["path"]), ("backend", "kubernetes", ["namespace"])],
+        )
+    )
 
 
 def option_errors(argument_spec, params):
@@ -208,8 +211,7 @@ def option_errors(argument_spec, params):
     for key in ("pd_timeout", "connect_timeout"):
         value = params.get(key)
         if key in argument_spec and value is not None and value <= 0:
-            errors.append("%s must be a positive number of seconds, not %s (0 or less would wait forever or "
-                          "is invalid)" % (key, value))
+            errors.append("%s must be a positive number of seconds, not %s (0 or less would wait forever or is invalid)" % (key, value))
     retries = params.get("pd_retries")
     if "pd_retries" in argument_spec and retries is not None and retries < 0:
         errors.append("pd_retries must be 0 or more, not %s" % retries)

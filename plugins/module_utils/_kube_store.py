@@ -51,8 +51,7 @@ import threading
 import time
 import uuid
 
-from ansible_collections.pgtikv.cloud.plugins.module_utils._secret_store import (
-    STORE_FORMAT, SecretStoreError, StoreLocked, normalize)
+from ansible_collections.pgtikv.cloud.plugins.module_utils._secret_store import STORE_FORMAT, SecretStoreError, StoreLocked, normalize
 
 MANAGED_BY = ("app.kubernetes.io/managed-by", "pgtikv.cloud")
 STORE_LABEL = "pgtikv.cloud/secret-store"
@@ -87,8 +86,9 @@ class NotFound(SecretStoreError):
 def check_prefix(prefix):
     """An error message when ``prefix`` cannot start a Secret name, else None."""
     if not isinstance(prefix, str) or not prefix or len(prefix) > 100 or not _PREFIX_RE.match(prefix):
-        return ("secret_store.name_prefix must be lowercase letters, digits, '-' or '.', start with a letter or "
-                "digit, at most 100 characters (got %r)" % (prefix,))
+        return "secret_store.name_prefix must be lowercase letters, digits, '-' or '.', start with a letter or digit, at most 100 characters (got %r)" % (
+            prefix,
+        )
     return None
 
 
@@ -97,7 +97,7 @@ def secret_name(prefix, tenant):
     digest = hashlib.sha256(tenant.encode("utf-8")).hexdigest()[:10]
     slug = re.sub(r"[^a-z0-9]+", "-", tenant.lower()).strip("-")
     room = _MAX_NAME - len(prefix) - len(digest) - 1
-    slug = slug[:max(room, 0)].strip("-")
+    slug = slug[: max(room, 0)].strip("-")
     return "%s%s-%s" % (prefix, slug, digest) if slug else "%s%s" % (prefix, digest)
 
 
@@ -116,14 +116,15 @@ def store_label(prefix):
 
 
 def _canonical(tenant, entry):
-    return json.dumps({"version": STORE_FORMAT, "tenant": tenant, "admin": entry.get("admin") or {},
-                       "users": entry.get("users") or {}}, sort_keys=True, separators=(",", ":"))
+    return json.dumps(
+        {"version": STORE_FORMAT, "tenant": tenant, "admin": entry.get("admin") or {}, "users": entry.get("users") or {}}, sort_keys=True, separators=(",", ":")
+    )
 
 
 def _decode(namespace, name, obj):
     """(tenant, entry) of a Secret of the store, or SecretStoreError (never quoting its data)."""
     where = "the Secret %s/%s of the secret store" % (namespace, name)
-    raw = ((obj.get("data") or {}).get(DATA_KEY))
+    raw = (obj.get("data") or {}).get(DATA_KEY)
     if not raw:
         raise SecretStoreError("%s has no %s key; restore it from a backup or delete it" % (where, DATA_KEY))
     try:
@@ -135,15 +136,19 @@ def _decode(namespace, name, obj):
     tenant = record["tenant"]
     annotated = ((obj.get("metadata") or {}).get("annotations") or {}).get(TENANT_ANNOTATION)
     if annotated != tenant:
-        raise SecretStoreError("%s is annotated %s=%r but holds tenant %r; it was edited by hand: fix it"
-                               % (where, TENANT_ANNOTATION, annotated, tenant))
+        raise SecretStoreError("%s is annotated %s=%r but holds tenant %r; it was edited by hand: fix it" % (where, TENANT_ANNOTATION, annotated, tenant))
     entry = normalize({"tenants": {tenant: {"admin": record.get("admin"), "users": record.get("users")}}})
     return tenant, entry.get(tenant) or {}
 
 
 def _holder(what, token):
-    return {"what": what or "a pgtikv.cloud run", "pid": os.getpid(), "host": socket.gethostname(),
-            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "token": token}
+    return {
+        "what": what or "a pgtikv.cloud run",
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "token": token,
+    }
 
 
 def _describe(lease):
@@ -173,8 +178,7 @@ class KubeSecretStore:
     raising Conflict, NotFound or SecretStoreError.
     """
 
-    def __init__(self, api, namespace, name_prefix=DEFAULT_PREFIX, lock_timeout=120,
-                 lease_duration=DEFAULT_LEASE_DURATION, what=None, poll=0.5):
+    def __init__(self, api, namespace, name_prefix=DEFAULT_PREFIX, lock_timeout=120, lease_duration=DEFAULT_LEASE_DURATION, what=None, poll=0.5):
         if not namespace:
             raise SecretStoreError("the Kubernetes secret store needs a namespace")
         err = check_prefix(name_prefix)
@@ -188,9 +192,9 @@ class KubeSecretStore:
         self.what = what
         self.poll = poll
         self.lease = lease_name(name_prefix)
-        self._seen = {}     # tenant -> (secret name, resourceVersion, canonical record)
-        self._held = None   # the Lease as we last wrote it, while held
-        self._lost = None   # why the lease was lost, when it was
+        self._seen = {}  # tenant -> (secret name, resourceVersion, canonical record)
+        self._held = None  # the Lease as we last wrote it, while held
+        self._lost = None  # why the lease was lost, when it was
         self._guard = threading.Lock()
 
     def describe(self):
@@ -210,9 +214,10 @@ class KubeSecretStore:
                 continue
             tenant, entry = _decode(self.namespace, name, obj)
             if secret_name(self.prefix, tenant) != name:
-                raise SecretStoreError("the Secret %s/%s of the secret store holds tenant %r, whose Secret is %s; it "
-                                       "was renamed or copied by hand: fix it" % (self.namespace, name, tenant,
-                                                                                  secret_name(self.prefix, tenant)))
+                raise SecretStoreError(
+                    "the Secret %s/%s of the secret store holds tenant %r, whose Secret is %s; it "
+                    "was renamed or copied by hand: fix it" % (self.namespace, name, tenant, secret_name(self.prefix, tenant))
+                )
             seen[tenant] = (name, meta.get("resourceVersion"), _canonical(tenant, entry))
             if entry:
                 out[tenant] = entry
@@ -220,13 +225,21 @@ class KubeSecretStore:
         return out
 
     def _body(self, tenant, name, canonical, resource_version=None):
-        meta = {"name": name, "namespace": self.namespace,
-                "labels": {MANAGED_BY[0]: MANAGED_BY[1], STORE_LABEL: store_label(self.prefix)},
-                "annotations": {TENANT_ANNOTATION: tenant}}
+        meta = {
+            "name": name,
+            "namespace": self.namespace,
+            "labels": {MANAGED_BY[0]: MANAGED_BY[1], STORE_LABEL: store_label(self.prefix)},
+            "annotations": {TENANT_ANNOTATION: tenant},
+        }
         if resource_version:
             meta["resourceVersion"] = resource_version
-        return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": meta,
-                "data": {DATA_KEY: base64.b64encode(canonical.encode("utf-8")).decode("ascii")}}
+        return {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "Opaque",
+            "metadata": meta,
+            "data": {DATA_KEY: base64.b64encode(canonical.encode("utf-8")).decode("ascii")},
+        }
 
     def _written_anyway(self, name, canonical):
         """After a refused write: the resourceVersion when the Secret already holds
@@ -266,15 +279,16 @@ class KubeSecretStore:
                     raise SecretStoreError(
                         "the Secret %s/%s of the secret store (tenant %r) %s since this run read the store; nothing "
                         "further was written. Another run or a person changed it: run again, the next run reads what "
-                        "it holds now" % (self.namespace, name, tenant,
-                                          "was created" if before is None else "was changed or deleted")) from None
+                        "it holds now" % (self.namespace, name, tenant, "was created" if before is None else "was changed or deleted")
+                    ) from None
             except NotFound:
                 if canonical is None:
                     self._seen.pop(tenant, None)
                     continue
-                raise SecretStoreError("the Secret %s/%s of the secret store (tenant %r) was deleted since this run "
-                                       "read the store; nothing further was written. Run again"
-                                       % (self.namespace, name, tenant)) from None
+                raise SecretStoreError(
+                    "the Secret %s/%s of the secret store (tenant %r) was deleted since this run "
+                    "read the store; nothing further was written. Run again" % (self.namespace, name, tenant)
+                ) from None
             self._seen[tenant] = (name, version, canonical)
 
     # -- lock ---------------------------------------------------------------------------
@@ -283,20 +297,31 @@ class KubeSecretStore:
         if self._held is None:
             raise SecretStoreError("internal error: the secret store was written without its lock")
         if self._lost:
-            raise SecretStoreError("this run lost the secret store's lock (the Lease %s/%s): %s; nothing further was "
-                                   "written. Run again" % (self.namespace, self.lease, self._lost))
+            raise SecretStoreError(
+                "this run lost the secret store's lock (the Lease %s/%s): %s; nothing further was written. Run again" % (self.namespace, self.lease, self._lost)
+            )
 
     def _lease_body(self, holder, resource_version=None, acquire_time=None):
-        meta = {"name": self.lease, "namespace": self.namespace,
-                "labels": {MANAGED_BY[0]: MANAGED_BY[1], STORE_LABEL: store_label(self.prefix)},
-                "annotations": {HOLDER_ANNOTATION: json.dumps(holder, sort_keys=True)}}
+        meta = {
+            "name": self.lease,
+            "namespace": self.namespace,
+            "labels": {MANAGED_BY[0]: MANAGED_BY[1], STORE_LABEL: store_label(self.prefix)},
+            "annotations": {HOLDER_ANNOTATION: json.dumps(holder, sort_keys=True)},
+        }
         if resource_version:
             meta["resourceVersion"] = resource_version
         now = _micro_time()
-        return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": meta,
-                "spec": {"holderIdentity": "%s/%s/%s" % (holder["host"], holder["pid"], holder["token"]),
-                         "leaseDurationSeconds": self.lease_duration, "acquireTime": acquire_time or now,
-                         "renewTime": now}}
+        return {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": meta,
+            "spec": {
+                "holderIdentity": "%s/%s/%s" % (holder["host"], holder["pid"], holder["token"]),
+                "leaseDurationSeconds": self.lease_duration,
+                "acquireTime": acquire_time or now,
+                "renewTime": now,
+            },
+        }
 
     def _acquire(self, holder):
         """Take the Lease, or StoreLocked after lock_timeout seconds."""
@@ -330,7 +355,8 @@ class KubeSecretStore:
                 raise StoreLocked(
                     "the secret store %s is locked by %s; waited %ss. Another run is using these credentials: let it "
                     "finish, or raise lock_timeout (a crashed run's lock expires %ss after its last renewal). Nothing "
-                    "was changed" % (self.describe(), _describe(last), self.lock_timeout, duration))
+                    "was changed" % (self.describe(), _describe(last), self.lock_timeout, duration)
+                )
             time.sleep(min(self.poll, max(0.05, deadline - time.monotonic())))
 
     def _renew(self, holder, stop):
@@ -340,8 +366,7 @@ class KubeSecretStore:
                 current = self._held
                 if current is None or self._lost:
                     return
-                body = self._lease_body(holder, current["metadata"].get("resourceVersion"),
-                                        current["spec"].get("acquireTime"))
+                body = self._lease_body(holder, current["metadata"].get("resourceVersion"), current["spec"].get("acquireTime"))
             try:
                 renewed = self.api.replace_lease(self.namespace, self.lease, body)
             except (Conflict, NotFound):
@@ -402,9 +427,10 @@ class KubeApi:
             from kubernetes.client.rest import ApiException  # pylint: disable=import-outside-toplevel
             from kubernetes.config.config_exception import ConfigException  # pylint: disable=import-outside-toplevel
         except ImportError:
-            raise SecretStoreError("secret_store backend 'kubernetes' needs the Python library 'kubernetes' on the "
-                                   "controller (pip install kubernetes); it is not needed for the file backend"
-                                   ) from None
+            raise SecretStoreError(
+                "secret_store backend 'kubernetes' needs the Python library 'kubernetes' on the "
+                "controller (pip install kubernetes); it is not needed for the file backend"
+            ) from None
         self._exc = ApiException
         self.timeout = timeout
         path = kubeconfig or os.environ.get("KUBECONFIG") or None
@@ -437,8 +463,7 @@ class KubeApi:
                 except (TypeError, ValueError, AttributeError):
                     kind = None
                 if kind == "namespaces":
-                    raise SecretStoreError("cannot %s: the namespace does not exist (create it, or give another "
-                                           "secret_store.namespace)" % what) from None
+                    raise SecretStoreError("cannot %s: the namespace does not exist (create it, or give another secret_store.namespace)" % what) from None
                 raise NotFound() from None
             raise _api_error(exc, what) from None
         except Exception as exc:  # pylint: disable=broad-except  # urllib3 raises many connection errors
@@ -449,34 +474,38 @@ class KubeApi:
         kwargs = {"label_selector": selector} if selector else {}
         if name:
             kwargs["field_selector"] = "metadata.name=%s" % name
-        body = self._call("list the Secrets of namespace %s" % namespace, self.core.list_namespaced_secret,
-                          namespace, **kwargs)
+        body = self._call("list the Secrets of namespace %s" % namespace, self.core.list_namespaced_secret, namespace, **kwargs)
         return body.get("items") or []
 
     def create_secret(self, namespace, body):
-        return self._call("create a Secret in namespace %s" % namespace, self.core.create_namespaced_secret,
-                          namespace, body)
+        return self._call("create a Secret in namespace %s" % namespace, self.core.create_namespaced_secret, namespace, body)
 
     def replace_secret(self, namespace, name, body):
-        return self._call("replace the Secret %s/%s" % (namespace, name), self.core.replace_namespaced_secret,
-                          name, namespace, body)
+        return self._call("replace the Secret %s/%s" % (namespace, name), self.core.replace_namespaced_secret, name, namespace, body)
 
     def delete_secret(self, namespace, name, resource_version):
-        return self._call("delete the Secret %s/%s" % (namespace, name), self.core.delete_namespaced_secret,
-                          name, namespace, body={"preconditions": {"resourceVersion": resource_version}})
+        return self._call(
+            "delete the Secret %s/%s" % (namespace, name),
+            self.core.delete_namespaced_secret,
+            name,
+            namespace,
+            body={"preconditions": {"resourceVersion": resource_version}},
+        )
 
     def get_lease(self, namespace, name):
-        return self._call("read the lease %s/%s" % (namespace, name), self.coord.read_namespaced_lease,
-                          name, namespace)
+        return self._call("read the lease %s/%s" % (namespace, name), self.coord.read_namespaced_lease, name, namespace)
 
     def create_lease(self, namespace, body):
-        return self._call("create the lease in namespace %s" % namespace, self.coord.create_namespaced_lease,
-                          namespace, body)
+        return self._call("create the lease in namespace %s" % namespace, self.coord.create_namespaced_lease, namespace, body)
 
     def replace_lease(self, namespace, name, body):
-        return self._call("replace the lease %s/%s" % (namespace, name), self.coord.replace_namespaced_lease,
-                          name, namespace, body)
+        return self._call("replace the lease %s/%s" % (namespace, name), self.coord.replace_namespaced_lease, name, namespace, body)
 
     def delete_lease(self, namespace, name, resource_version):
-        return self._call("delete the lease %s/%s" % (namespace, name), self.coord.delete_namespaced_lease,
-                          name, namespace, body={"preconditions": {"resourceVersion": resource_version}})
+        return self._call(
+            "delete the lease %s/%s" % (namespace, name),
+            self.coord.delete_namespaced_lease,
+            name,
+            namespace,
+            body={"preconditions": {"resourceVersion": resource_version}},
+        )

@@ -22,6 +22,7 @@ def _import_state(library):
     if library == "psycopg2":
         # Imported here: the PD-only modules need not load the SQL client.
         from ansible_collections.pgtikv.cloud.plugins.module_utils import _sql_client
+
         return _sql_client.HAS_PSYCOPG2, _sql_client.PSYCOPG2_IMPORT_ERROR
     raise ValueError("unknown library %r" % library)
 
@@ -117,7 +118,7 @@ def occurring_no_log_values(no_log_values, *values):
             for length in lengths:
                 if length >= size:
                     break
-                hits = {value[i:i + length] for i in range(size - length + 1)} & secrets
+                hits = {value[i : i + length] for i in range(size - length + 1)} & secrets
                 found.update(hits)
         elif isinstance(value, dict):
             stack.extend(value.values())

@@ -113,8 +113,7 @@ class PDError(Exception):
     ``endpoint`` (which endpoint answered), ``method``/``path``.
     """
 
-    def __init__(self, message, kind="error", status=None, pd_message=None, pd_code=None,
-                 endpoint=None, method=None, path=None):
+    def __init__(self, message, kind="error", status=None, pd_message=None, pd_code=None, endpoint=None, method=None, path=None):
         super().__init__(message)
         self.message = message
         self.kind = kind
@@ -203,9 +202,11 @@ def normalize_endpoint(endpoint, use_tls=False):
     shown = mask_endpoint(raw)
     text = raw if "://" in raw else ("%s://%s" % ("https" if use_tls else "http", raw))
     if _USERINFO.match(text):
-        raise PDConfigError("invalid PD endpoint %r: it carries a user name or password, which PD never uses (PD "
-                            "has no password authentication; use TLS client certificates, pd_client_cert and "
-                            "pd_client_key). Remove the part up to '@'" % shown)
+        raise PDConfigError(
+            "invalid PD endpoint %r: it carries a user name or password, which PD never uses (PD "
+            "has no password authentication; use TLS client certificates, pd_client_cert and "
+            "pd_client_key). Remove the part up to '@'" % shown
+        )
     try:
         parts = urlsplit(text)
         port = parts.port
@@ -342,10 +343,11 @@ def config_size_error(config):
     size = len(json.dumps(config, separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode("utf-8"))
     if size <= MAX_CONFIG_BYTES:
         return None
-    return ("config is %d bytes as JSON; at most %d bytes (64 KiB) are allowed, because PD's storage refuses to "
-            "list keyspaces whose configs add up to more than 2 MiB in one answer, and one oversized config makes "
-            "every later keyspace list fail. Keep large data elsewhere and put a reference to it in the config"
-            % (size, MAX_CONFIG_BYTES))
+    return (
+        "config is %d bytes as JSON; at most %d bytes (64 KiB) are allowed, because PD's storage refuses to "
+        "list keyspaces whose configs add up to more than 2 MiB in one answer, and one oversized config makes "
+        "every later keyspace list fail. Keep large data elsewhere and put a reference to it in the config" % (size, MAX_CONFIG_BYTES)
+    )
 
 
 def _json_type(value):
@@ -368,7 +370,7 @@ def split_pd_code(message):
     match = _PD_CODE_PREFIX.match(message or "")
     if not match:
         return None, (message or "")
-    return match.group(1), message[match.end():]
+    return match.group(1), message[match.end() :]
 
 
 # (substring of PD's lower-cased message or code, kind). First match wins.
@@ -376,7 +378,7 @@ def split_pd_code(message):
 _CLASSIFIERS = (
     ("keyspace does not exist", "not_found"),
     ("errkeyspacenotfound", "not_found"),
-    ("collides with", "reserved_name"),            # v8.x "default keyspace name", v26.3+ "protected keyspace name"
+    ("collides with", "reserved_name"),  # v8.x "default keyspace name", v26.3+ "protected keyspace name"
     ("illegal keyspace name", "illegal_name"),
     ("keyspace name is empty", "illegal_name"),
     ("already exists", "exists"),
@@ -400,7 +402,7 @@ _CLASSIFIERS = (
     ("etcd transaction failed", "conflict"),
     ("keyspace group manager is not initialized", "unsupported_request"),
     ("too many operations in txn", "page_too_large"),
-    ("larger than max", "page_too_large"),         # etcd's 2 MiB answer limit (see MAX_CONFIG_BYTES)
+    ("larger than max", "page_too_large"),  # etcd's 2 MiB answer limit (see MAX_CONFIG_BYTES)
     ("exceeds spaceid max", "bad_request"),
     ("errbindjson", "bad_request"),
     ("invalid character", "bad_request"),
@@ -438,49 +440,49 @@ def _describe(kind, status, pd_message, method, path, name=None, context=None):
     if kind == "reserved_name":
         return "PD refuses the name: it is a protected keyspace name (PD: %s)" % detail
     if kind == "illegal_name":
-        return ("PD refuses the keyspace name (PD: %s). PD allows letters, digits, '-' and '_' "
-                "(at most 20 characters on PD v26.3 and later)" % detail)
+        return "PD refuses the keyspace name (PD: %s). PD allows letters, digits, '-' and '_' (at most 20 characters on PD v26.3 and later)" % detail
     if kind == "illegal_transition":
-        return ("PD refused the state change (PD: %s). Legal moves: ENABLED->DISABLED, "
-                "DISABLED->ENABLED|ARCHIVED, ARCHIVED->TOMBSTONE; TOMBSTONE is final" % detail)
+        return (
+            "PD refused the state change (PD: %s). Legal moves: ENABLED->DISABLED, DISABLED->ENABLED|ARCHIVED, ARCHIVED->TOMBSTONE; TOMBSTONE is final" % detail
+        )
     if kind == "protected_keyspace":
         return "PD's reserved keyspace can never change state (PD: %s)" % detail
     if kind == "config_state":
-        return ("PD only changes config of ENABLED or DISABLED keyspaces; %s is archived or "
-                "tombstoned (PD: %s)" % (what, detail))
+        return "PD only changes config of ENABLED or DISABLED keyspaces; %s is archived or tombstoned (PD: %s)" % (what, detail)
     if kind == "precondition":
         return "The keyspace config changed concurrently; re-run the task (PD: %s)" % detail
     if kind == "unsupported_config":
-        return ("PD refuses to change a server-managed config key (PD: %s). Remove it from "
-                "the task's config" % detail)
+        return "PD refuses to change a server-managed config key (PD: %s). Remove it from the task's config" % detail
     if kind == "not_bootstrapped":
-        return ("PD's cluster is not bootstrapped yet (no TiKV store has joined), so the keyspace "
-                "API is unavailable. Start TiKV (or bootstrap the test cluster) first (PD: %s)" % detail)
+        return (
+            "PD's cluster is not bootstrapped yet (no TiKV store has joined), so the keyspace "
+            "API is unavailable. Start TiKV (or bootstrap the test cluster) first (PD: %s)" % detail
+        )
     if kind == "region_split_timeout":
-        return ("PD timed out waiting for TiKV to split the new keyspace's regions and rolled the "
-                "create back; check TiKV health, or set [keyspace] wait-region-split=false on a "
-                "test PD without TiKV (PD: %s)" % detail)
+        return (
+            "PD timed out waiting for TiKV to split the new keyspace's regions and rolled the "
+            "create back; check TiKV health, or set [keyspace] wait-region-split=false on a "
+            "test PD without TiKV (PD: %s)" % detail
+        )
     if kind in ("no_leader", "not_started", "redirect", "unavailable"):
         return "PD has no usable leader right now (HTTP %s, PD: %s); retry later" % (status, detail)
     if kind == "conflict":
         return "PD reported a write conflict (HTTP %s, PD: %s); retry" % (status, detail)
     if kind == "no_such_api":
-        return ("%s %s is not served there (HTTP 404): is the endpoint PD's client URL, and is "
-                "PD new enough to have the v2 keyspace API?" % (method, path))
+        return "%s %s is not served there (HTTP 404): is the endpoint PD's client URL, and is PD new enough to have the v2 keyspace API?" % (method, path)
     if kind == "bad_request":
         if context == "state" and not pd_message:
-            return ("PD rejected the state value (HTTP 400 with an empty body); valid states are "
-                    "ENABLED, DISABLED, ARCHIVED, TOMBSTONE")
+            return "PD rejected the state value (HTTP 400 with an empty body); valid states are ENABLED, DISABLED, ARCHIVED, TOMBSTONE"
         if not pd_message:
-            return ("PD rejected the request as malformed (HTTP 400 with an empty body: PD v8.x "
-                    "gives no detail) for %s %s" % (method, path))
+            return "PD rejected the request as malformed (HTTP 400 with an empty body: PD v8.x gives no detail) for %s %s" % (method, path)
         return "PD rejected the request as malformed (PD: %s)" % detail
     if kind == "tls_required":
-        return ("this PD endpoint serves https only: use an https:// endpoint (or give pd_ca_cert, which makes "
-                "scheme-less endpoints https) with pd_client_cert/pd_client_key for PD's mutual TLS")
+        return (
+            "this PD endpoint serves https only: use an https:// endpoint (or give pd_ca_cert, which makes "
+            "scheme-less endpoints https) with pd_client_cert/pd_client_key for PD's mutual TLS"
+        )
     if kind == "page_too_large":
-        return ("PD cannot serve that many keyspaces in one answer (PD: %s); list with a smaller "
-                "page size" % detail)
+        return "PD cannot serve that many keyspaces in one answer (PD: %s); list with a smaller page size" % detail
     if kind == "unsupported_request":
         return "PD refused the request: %s" % detail
     return "PD answered HTTP %s to %s %s: %s" % (status, method, path, detail)
@@ -522,11 +524,10 @@ PD_PORTABLE_NAME_LENGTH = 20
 def pd_name_error(name, version):
     """PD's own naming rule for the connected version (None if fine)."""
     if not isinstance(name, str) or not PD_NAME_PATTERN.fullmatch(name):
-        return ("name %r breaks PD's rule: letters, digits, '-' and '_' only" % name)
+        return "name %r breaks PD's rule: letters, digits, '-' and '_' only" % name
     limit = pd_name_max_length(version)
     if limit is not None and len(name) > limit:
-        return ("name %r has %d characters; the connected PD (v%s) allows at most %d"
-                % (name, len(name), ".".join(str(v) for v in version), limit))
+        return "name %r has %d characters; the connected PD (v%s) allows at most %d" % (name, len(name), ".".join(str(v) for v in version), limit)
     return None
 
 
@@ -550,9 +551,22 @@ class PDClient:
       that is not PD's); the caller re-reads.
     """
 
-    def __init__(self, endpoints, timeout=10.0, retries=3, ca_cert=None, client_cert=None,
-                 client_key=None, validate_certs=True, backoff_base=0.5, backoff_max=8.0,
-                 pool_maxsize=10, caller_id="pgtikv.cloud", record_requests=True, sleep=time.sleep):
+    def __init__(
+        self,
+        endpoints,
+        timeout=10.0,
+        retries=3,
+        ca_cert=None,
+        client_cert=None,
+        client_key=None,
+        validate_certs=True,
+        backoff_base=0.5,
+        backoff_max=8.0,
+        pool_maxsize=10,
+        caller_id="pgtikv.cloud",
+        record_requests=True,
+        sleep=time.sleep,
+    ):
         if not HAS_REQUESTS:
             raise PDConfigError("the Python library 'requests' is required to talk to PD")
         if client_key and not client_cert:
@@ -600,8 +614,7 @@ class PDClient:
     def _new_session(self):
         session = requests.Session()
         # requests' own retries stay off: this client decides what to retry.
-        adapter = HTTPAdapter(max_retries=0, pool_connections=len(self.endpoints),
-                              pool_maxsize=self.pool_maxsize)
+        adapter = HTTPAdapter(max_retries=0, pool_connections=len(self.endpoints), pool_maxsize=self.pool_maxsize)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         # verify/cert also go with every request (see request()): requests lets
@@ -614,12 +627,21 @@ class PDClient:
 
     def clone(self):
         """A new client with the same settings and its own Session."""
-        return PDClient(self.endpoints, timeout=self.timeout, retries=self.retries,
-                        ca_cert=self.ca_cert, client_cert=self.client_cert,
-                        client_key=self.client_key, validate_certs=self.validate_certs,
-                        backoff_base=self.backoff_base, backoff_max=self.backoff_max,
-                        pool_maxsize=self.pool_maxsize, caller_id=self.caller_id,
-                        record_requests=self.record_requests, sleep=self._sleep)
+        return PDClient(
+            self.endpoints,
+            timeout=self.timeout,
+            retries=self.retries,
+            ca_cert=self.ca_cert,
+            client_cert=self.client_cert,
+            client_key=self.client_key,
+            validate_certs=self.validate_certs,
+            backoff_base=self.backoff_base,
+            backoff_max=self.backoff_max,
+            pool_maxsize=self.pool_maxsize,
+            caller_id=self.caller_id,
+            record_requests=self.record_requests,
+            sleep=self._sleep,
+        )
 
     def close(self):
         self.session.close()
@@ -630,7 +652,7 @@ class PDClient:
 
     def backoff_delay(self, round_no):
         """Jittered exponential backoff: uniform(cap/2, cap), cap = min(max, base*2**n)."""
-        cap = min(self.backoff_max, self.backoff_base * (2 ** round_no))
+        cap = min(self.backoff_max, self.backoff_base * (2**round_no))
         return random.uniform(cap / 2.0, cap)
 
     @staticmethod
@@ -650,16 +672,14 @@ class PDClient:
             low = text.lower()
             if "refused" in low:
                 return "connection refused", True
-            if "name or service not known" in low or "nodename nor servname" in low or "failed to resolve" in low \
-                    or "name resolution" in low:
+            if "name or service not known" in low or "nodename nor servname" in low or "failed to resolve" in low or "name resolution" in low:
                 return "host name does not resolve", True
             if "newconnectionerror" in low or "failed to establish" in low:
                 return "cannot connect: %s" % _short(text), True
             if "without response" in low:
                 # PD with [security] certificates closes plain-http connections
                 # without a word (observed); a POST that got this was not served.
-                return ("connection closed without an answer (if PD has TLS certificates, use an https:// "
-                        "endpoint or pd_ca_cert)"), False
+                return ("connection closed without an answer (if PD has TLS certificates, use an https:// endpoint or pd_ca_cert)"), False
             return "connection broken: %s" % _short(text), False
         return "%s: %s" % (type(exc).__name__, _short(text)), False
 
@@ -689,8 +709,7 @@ class PDClient:
                 url = endpoint + path
                 started = time.monotonic()
                 try:
-                    resp = self.session.request(method, url, json=body, params=params, timeout=self.timeout,
-                                                verify=self._verify, cert=self._cert)
+                    resp = self.session.request(method, url, json=body, params=params, timeout=self.timeout, verify=self._verify, cert=self._cert)
                 except requests.exceptions.RequestException as exc:
                     reason, not_sent = self._connection_reason(exc)
                     self._log(method, path, endpoint, None, started, reason)
@@ -699,14 +718,12 @@ class PDClient:
                     if not not_sent and not idempotent:
                         # A POST that may have reached PD: never re-send it.
                         maybe_applied = True
-                        raise PDUnreachable(_unreachable_message(method, path, attempts, maybe_applied),
-                                            attempts, method=method, path=path, maybe_applied=True)
+                        raise PDUnreachable(_unreachable_message(method, path, attempts, maybe_applied), attempts, method=method, path=path, maybe_applied=True)
                     continue
                 except OSError as exc:
                     # requests raises a plain OSError (not a RequestException)
                     # when a CA bundle or client certificate file is missing.
-                    raise PDConfigError("cannot use the TLS files given for PD (pd_ca_cert, pd_client_cert, "
-                                        "pd_client_key): %s" % _short(exc))
+                    raise PDConfigError("cannot use the TLS files given for PD (pd_ca_cert, pd_client_cert, pd_client_key): %s" % _short(exc))
                 data, reason, transient = self._check_answer(resp, method, path, shape)
                 if reason is not None:
                     self._log(method, path, endpoint, resp.status_code, started, reason)
@@ -725,8 +742,7 @@ class PDClient:
                 pd_text = parse_error_body(resp.text)
                 code, pd_message = split_pd_code(pd_text)
                 kind = classify_error(resp.status_code, pd_text)
-                transient = resp.status_code in UNAVAILABLE_STATUSES or any(
-                    m in pd_text.lower() for m in _TRANSIENT_MARKERS)
+                transient = resp.status_code in UNAVAILABLE_STATUSES or any(m in pd_text.lower() for m in _TRANSIENT_MARKERS)
                 # A POST moves on only when PD surely did not apply it (no leader known,
                 # server not started, 503); an idempotent call on any transient answer.
                 safe = idempotent or kind in ("no_leader", "not_started") or resp.status_code == 503
@@ -736,17 +752,29 @@ class PDClient:
                     worth_retrying = True
                     continue
                 self._preferred = index
-                raise PDError(_describe(kind, resp.status_code, pd_message, method, path, name, context),
-                              kind=kind, status=resp.status_code, pd_message=pd_message, pd_code=code,
-                              endpoint=endpoint, method=method, path=path)
+                raise PDError(
+                    _describe(kind, resp.status_code, pd_message, method, path, name, context),
+                    kind=kind,
+                    status=resp.status_code,
+                    pd_message=pd_message,
+                    pd_code=code,
+                    endpoint=endpoint,
+                    method=method,
+                    path=path,
+                )
         if last_transient is not None and all(a[1].startswith("HTTP ") for a in attempts):
             kind, status, pd_message, code, endpoint = last_transient
-            raise PDError(_describe(kind, status, pd_message, method, path, name, context)
-                          + " (tried %s)" % ", ".join(self.endpoints),
-                          kind=kind, status=status, pd_message=pd_message, pd_code=code,
-                          endpoint=endpoint, method=method, path=path)
-        raise PDUnreachable(_unreachable_message(method, path, attempts, maybe_applied), attempts,
-                            method=method, path=path, maybe_applied=maybe_applied)
+            raise PDError(
+                _describe(kind, status, pd_message, method, path, name, context) + " (tried %s)" % ", ".join(self.endpoints),
+                kind=kind,
+                status=status,
+                pd_message=pd_message,
+                pd_code=code,
+                endpoint=endpoint,
+                method=method,
+                path=path,
+            )
+        raise PDUnreachable(_unreachable_message(method, path, attempts, maybe_applied), attempts, method=method, path=path, maybe_applied=maybe_applied)
 
     @staticmethod
     def _check_answer(resp, method, path, shape):
@@ -777,23 +805,19 @@ class PDClient:
             # not-found body, in case a PD version or a proxy maps it to 404.
             if pd_body and classify_error(status, parse_error_body(text)) == "not_found":
                 return None, None, None
-            reason = ("%s: HTTP 404, %s %s is not served there (not PD's client URL, or a PD without the "
-                      "v2 keyspace API)" % (INVALID_ANSWER, method, path))
+            reason = "%s: HTTP 404, %s %s is not served there (not PD's client URL, or a PD without the v2 keyspace API)" % (INVALID_ANSWER, method, path)
             return None, reason, False
         if pd_body:
             return None, None, None
         if classify_error(status, text) == "tls_required":
-            reason = ("%s: this endpoint serves https only (use https:// or pd_ca_cert, with "
-                      "pd_client_cert/pd_client_key)" % INVALID_ANSWER)
+            reason = "%s: this endpoint serves https only (use https:// or pd_ca_cert, with pd_client_cert/pd_client_key)" % INVALID_ANSWER
             return None, reason, False
-        return None, ("%s: HTTP %d whose body is not a PD error: %s"
-                      % (INVALID_ANSWER, status, _short(text, 80) or "(empty)")), status >= 500
+        return None, ("%s: HTTP %d whose body is not a PD error: %s" % (INVALID_ANSWER, status, _short(text, 80) or "(empty)")), status >= 500
 
     def _log(self, method, path, endpoint, status, started, error):
         if not self.record_requests:
             return
-        entry = {"method": method, "path": path, "endpoint": endpoint, "status": status,
-                 "seconds": round(time.monotonic() - started, 3)}
+        entry = {"method": method, "path": path, "endpoint": endpoint, "status": status, "seconds": round(time.monotonic() - started, 3)}
         if error:
             entry["error"] = error
         self.requests_log.append(entry)
@@ -807,8 +831,7 @@ class PDClient:
     def get_keyspace(self, name):
         """The KeyspaceMeta dict, or None when PD says it does not exist (§1.5)."""
         try:
-            return normalize_keyspace(self.request("GET", self.keyspace_path(name), name=name,
-                                                   shape=_keyspace_named(name)))
+            return normalize_keyspace(self.request("GET", self.keyspace_path(name), name=name, shape=_keyspace_named(name)))
         except PDError as exc:
             if exc.kind == "not_found":
                 return None
@@ -820,14 +843,13 @@ class PDClient:
         body = {"name": name}
         if config:
             body["config"] = dict(config)
-        return normalize_keyspace(self.request("POST", KEYSPACE_API, body=body, idempotent=False, name=name,
-                                               shape=_keyspace_named(name)))
+        return normalize_keyspace(self.request("POST", KEYSPACE_API, body=body, idempotent=False, name=name, shape=_keyspace_named(name)))
 
     def set_state(self, name, state):
         """PUT the state (§1.7). Case-insensitive on PD; sent upper-case."""
-        return normalize_keyspace(self.request("PUT", self.keyspace_path(name) + "/state",
-                                               body={"state": state.upper()}, name=name, context="state",
-                                               shape=_keyspace_named(name)))
+        return normalize_keyspace(
+            self.request("PUT", self.keyspace_path(name) + "/state", body={"state": state.upper()}, name=name, context="state", shape=_keyspace_named(name))
+        )
 
     def patch_config(self, name, patch, preconditions=None):
         """Merge-patch the config map (§1.6, §4): value = put, None = delete."""
@@ -835,9 +857,9 @@ class PDClient:
         body = {"config": dict(patch)}
         if preconditions:
             body["preconditions"] = dict(preconditions)
-        return normalize_keyspace(self.request("PATCH", self.keyspace_path(name) + "/config",
-                                               body=body, name=name, context="config",
-                                               shape=_keyspace_named(name)))
+        return normalize_keyspace(
+            self.request("PATCH", self.keyspace_path(name) + "/config", body=body, name=name, context="config", shape=_keyspace_named(name))
+        )
 
     def iter_keyspaces(self, page_size=DEFAULT_PAGE_SIZE):
         """Yield every keyspace, ascending by id, following next_page_token (§1.4).
@@ -871,8 +893,7 @@ class PDClient:
             if not token:
                 return
             if token in seen_tokens:  # defensive: never loop forever on a broken server
-                raise PDError("PD returned the same next_page_token %r twice while listing keyspaces" % token,
-                              kind="server_error")
+                raise PDError("PD returned the same next_page_token %r twice while listing keyspaces" % token, kind="server_error")
             seen_tokens.add(token)
 
     def list_keyspaces(self, page_size=DEFAULT_PAGE_SIZE):
@@ -902,7 +923,8 @@ class PDClient:
 REFUSALS_UNPROVEN = (
     "PD stopped answering after the SQL checks (%s). While PD is down pg-tikv refuses every login with the "
     "same answer as a wrong password, so the refused test logins of this run prove nothing: the result is NOT "
-    "verified; run again when PD answers")
+    "verified; run again when PD answers"
+)
 
 
 def refusals_unproven(pd):
@@ -924,7 +946,7 @@ def pd_client_from_params(params, **kwargs):
         client_cert=params.get("pd_client_cert"),
         client_key=params.get("pd_client_key"),
         validate_certs=params.get("pd_validate_certs", True),
-        **kwargs
+        **kwargs,
     )
 
 
@@ -977,15 +999,19 @@ def _unreachable_message(method, path, attempts, maybe_applied):
         parts.append("%s (%s%s)" % (endpoint, "; ".join(distinct), count))
     tried = ", ".join(parts)
     if any(attempt[1].startswith(INVALID_ANSWER) for attempt in attempts):
-        msg = ("No PD endpoint gave a usable answer to %s %s; tried: %s. An endpoint whose answer is not PD's is "
-               "not a PD client URL (another service, a proxy, or a PD without the v2 keyspace API): check "
-               "pd_endpoints" % (method, path, tried))
+        msg = (
+            "No PD endpoint gave a usable answer to %s %s; tried: %s. An endpoint whose answer is not PD's is "
+            "not a PD client URL (another service, a proxy, or a PD without the v2 keyspace API): check "
+            "pd_endpoints" % (method, path, tried)
+        )
     else:
         msg = "PD is unreachable for %s %s; tried: %s" % (method, path, tried)
     if any("TLS error" in attempt[1] for attempt in attempts):
-        msg += (". A TLS error usually means the scheme or certificates do not match PD: PD serves "
-                "https only when its [security] section has certificates; check pd_ca_cert, "
-                "pd_client_cert/pd_client_key and pd_validate_certs")
+        msg += (
+            ". A TLS error usually means the scheme or certificates do not match PD: PD serves "
+            "https only when its [security] section has certificates; check pd_ca_cert, "
+            "pd_client_cert/pd_client_key and pd_validate_certs"
+        )
     if maybe_applied:
         msg += ". The request may have reached PD before the connection broke"
     return msg

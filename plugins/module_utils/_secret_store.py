@@ -209,8 +209,9 @@ def counts(store):
 
 
 def _holder_text(what):
-    return json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime(
-        "%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "what": what or "a pgtikv.cloud run"})
+    return json.dumps(
+        {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "what": what or "a pgtikv.cloud run"}
+    )
 
 
 def _describe_holder(raw):
@@ -255,8 +256,7 @@ class FileStore:
             os.makedirs(directory, mode=0o700)
         except OSError as exc:
             if exc.errno != errno.EEXIST:
-                raise SecretStoreError("cannot create the secret store's directory %s: %s"
-                                       % (directory, exc.strerror or exc)) from None
+                raise SecretStoreError("cannot create the secret store's directory %s: %s" % (directory, exc.strerror or exc)) from None
 
     @contextlib.contextmanager
     def locked(self):
@@ -266,8 +266,7 @@ class FileStore:
         try:
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
-            raise SecretStoreError("cannot open the secret store's lock file %s: %s"
-                                   % (self.lock_path, exc.strerror or exc)) from None
+            raise SecretStoreError("cannot open the secret store's lock file %s: %s" % (self.lock_path, exc.strerror or exc)) from None
         deadline = time.monotonic() + max(0, self.lock_timeout)
         try:
             while True:
@@ -276,8 +275,7 @@ class FileStore:
                     break
                 except OSError as exc:
                     if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                        raise SecretStoreError("cannot lock the secret store %s: %s"
-                                               % (self.path, exc.strerror or exc)) from None
+                        raise SecretStoreError("cannot lock the secret store %s: %s" % (self.path, exc.strerror or exc)) from None
                 if time.monotonic() >= deadline:
                     try:
                         holder = os.pread(fd, 4096, 0).decode("utf-8", "replace")
@@ -285,8 +283,8 @@ class FileStore:
                         holder = ""
                     raise StoreLocked(
                         "the secret store %s is locked by %s; waited %ss. Another run is using these credentials: "
-                        "let it finish, or raise lock_timeout. Nothing was changed"
-                        % (self.path, _describe_holder(holder), self.lock_timeout))
+                        "let it finish, or raise lock_timeout. Nothing was changed" % (self.path, _describe_holder(holder), self.lock_timeout)
+                    )
                 time.sleep(0.2)
             os.ftruncate(fd, 0)
             os.pwrite(fd, _holder_text(self.what).encode(), 0)
@@ -312,8 +310,7 @@ class FileStore:
         except OSError as exc:
             raise SecretStoreError("cannot read the secret store %s: %s" % (self.path, exc.strerror or exc)) from None
         if st.st_mode & 0o077:
-            raise SecretStoreError("the secret store %s has mode %04o: others may read the passwords; "
-                                   "run chmod 600 on it" % (self.path, st.st_mode & 0o777))
+            raise SecretStoreError("the secret store %s has mode %04o: others may read the passwords; run chmod 600 on it" % (self.path, st.st_mode & 0o777))
         try:
             with open(self.path, encoding="utf-8") as handle:
                 text = handle.read()
@@ -322,19 +319,23 @@ class FileStore:
         self.was_encrypted = self.is_encrypted(text)
         if self.was_encrypted:
             if self.decrypt is None:
-                raise SecretStoreError("the secret store %s is vault-encrypted and no vault password is available; "
-                                       "give one (--vault-password-file, --ask-vault-pass or "
-                                       "ANSIBLE_VAULT_PASSWORD_FILE). Nothing was changed" % self.path)
+                raise SecretStoreError(
+                    "the secret store %s is vault-encrypted and no vault password is available; "
+                    "give one (--vault-password-file, --ask-vault-pass or "
+                    "ANSIBLE_VAULT_PASSWORD_FILE). Nothing was changed" % self.path
+                )
             try:
                 text = self.decrypt(text)
             except Exception as exc:  # pylint: disable=broad-except  # vault raises several types
-                raise SecretStoreError("cannot decrypt the secret store %s (wrong vault password?): %s. Nothing "
-                                       "was changed" % (self.path, type(exc).__name__)) from None
+                raise SecretStoreError(
+                    "cannot decrypt the secret store %s (wrong vault password?): %s. Nothing was changed" % (self.path, type(exc).__name__)
+                ) from None
         try:
             data = yaml.load(text, Loader=_LOADER) or {}  # nosec B506 - a safe loader
         except yaml.YAMLError:
-            raise SecretStoreError("the secret store %s is not valid YAML; nothing was changed. Restore it from a "
-                                   "backup or fix it by hand" % self.path) from None
+            raise SecretStoreError(
+                "the secret store %s is not valid YAML; nothing was changed. Restore it from a backup or fix it by hand" % self.path
+            ) from None
         if not isinstance(data, dict):
             raise SecretStoreError("the secret store %s does not hold a mapping" % self.path)
         return normalize(data)
@@ -350,8 +351,7 @@ class FileStore:
         body = _HEADER + yaml.dump(plain, Dumper=_DUMPER, default_flow_style=False, sort_keys=True)
         encrypt = self.encrypt if (self.was_encrypted or self.was_encrypted is None) else None
         if self.was_encrypted and self.encrypt is None:
-            raise SecretStoreError("the secret store %s is vault-encrypted but no vault password is available to "
-                                   "write it" % self.path)
+            raise SecretStoreError("the secret store %s is vault-encrypted but no vault password is available to write it" % self.path)
         if encrypt is not None:
             body = encrypt(body)
             self.was_encrypted = True
@@ -452,8 +452,7 @@ def fill_fleet(store, items, generate, rotate="none", check_mode=False):
         if "users" in item:
             users = []
             for entry in item.get("users") or []:
-                entry, n = _fill_user_password(store, item.get("name"), entry, generate,
-                                               present and not check_mode, rotate == "all")
+                entry, n = _fill_user_password(store, item.get("name"), entry, generate, present and not check_mode, rotate == "all")
                 added += n
                 users.append(entry)
             item["users"] = users

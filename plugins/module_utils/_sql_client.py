@@ -54,6 +54,7 @@ SCRAM_ITERATIONS = 4096  # PostgreSQL's default scram_iterations
 # Errors
 # --------------------------------------------------------------------------
 
+
 class SQLClientError(Exception):
     """Base class. ``str(e)`` is a human message that never contains a secret."""
 
@@ -104,6 +105,7 @@ class UnsupportedStatement(StatementError):
 # Pure helpers (unit-tested)
 # --------------------------------------------------------------------------
 
+
 def login_name(tenant, user):
     """The startup-packet user name: ``tenant.user``, or ``user`` when tenant is None.
 
@@ -145,8 +147,7 @@ def plain_literal(value):
     return "'" + value.replace("'", "''") + "'"
 
 
-_TEXT_BOOLS = {"t": True, "true": True, "on": True, "1": True, "yes": True,
-               "f": False, "false": False, "off": False, "0": False, "no": False}
+_TEXT_BOOLS = {"t": True, "true": True, "on": True, "1": True, "yes": True, "f": False, "false": False, "off": False, "0": False, "no": False}
 
 
 def sql_bool(value):
@@ -184,11 +185,20 @@ def copy_hijack_risk(text):
 
 # ---- SASLprep (RFC 4013) as PostgreSQL applies it (src/common/saslprep.c) ----
 
+
 def _in_prohibited_output(ch):
-    return (stringprep.in_table_c12(ch) or stringprep.in_table_c21(ch) or stringprep.in_table_c22(ch)
-            or stringprep.in_table_c3(ch) or stringprep.in_table_c4(ch) or stringprep.in_table_c5(ch)
-            or stringprep.in_table_c6(ch) or stringprep.in_table_c7(ch) or stringprep.in_table_c8(ch)
-            or stringprep.in_table_c9(ch))
+    return (
+        stringprep.in_table_c12(ch)
+        or stringprep.in_table_c21(ch)
+        or stringprep.in_table_c22(ch)
+        or stringprep.in_table_c3(ch)
+        or stringprep.in_table_c4(ch)
+        or stringprep.in_table_c5(ch)
+        or stringprep.in_table_c6(ch)
+        or stringprep.in_table_c7(ch)
+        or stringprep.in_table_c8(ch)
+        or stringprep.in_table_c9(ch)
+    )
 
 
 def saslprep(password):
@@ -249,8 +259,7 @@ def scram_verifier(password, salt=None, iterations=SCRAM_ITERATIONS):
         salt = os.urandom(16)
     stored_key, server_key = _scram_keys(password, salt, iterations)
     b64 = base64.b64encode
-    return "SCRAM-SHA-256$%d:%s$%s:%s" % (
-        iterations, b64(salt).decode(), b64(stored_key).decode(), b64(server_key).decode())
+    return "SCRAM-SHA-256$%d:%s$%s:%s" % (iterations, b64(salt).decode(), b64(stored_key).decode(), b64(server_key).decode())
 
 
 _SCRAM_RE = re.compile(r"^SCRAM-SHA-256\$(\d+):([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+):([A-Za-z0-9+/=]+)$")
@@ -292,16 +301,26 @@ def verify_password(stored, password, user):
 # ---- login error classification ----
 
 # pg-tikv's FATAL XX000 login texts when its storage fails (§2.5, §1.4a).
-_STORAGE_PATTERNS = ("failed to begin transaction", "failed to bootstrap auth", "failed to get client from pool",
-                     "failed to commit")
+_STORAGE_PATTERNS = ("failed to begin transaction", "failed to bootstrap auth", "failed to get client from pool", "failed to commit")
 
 _UNREACHABLE_PATTERNS = (
-    "could not connect", "connection refused", "timeout expired", "timed out",
-    "could not translate host name", "name or service not known", "no route to host",
-    "network is unreachable", "server closed the connection unexpectedly",
-    "connection reset", "could not receive data", "could not send data",
-    "is the server running", "ssl syscall error", "eof detected",
-    "connection to server was lost", "temporary failure in name resolution",
+    "could not connect",
+    "connection refused",
+    "timeout expired",
+    "timed out",
+    "could not translate host name",
+    "name or service not known",
+    "no route to host",
+    "network is unreachable",
+    "server closed the connection unexpectedly",
+    "connection reset",
+    "could not receive data",
+    "could not send data",
+    "is the server running",
+    "ssl syscall error",
+    "eof detected",
+    "connection to server was lost",
+    "temporary failure in name resolution",
 )
 
 
@@ -333,8 +352,7 @@ def classify_login_error(text, sqlstate=None):
         return "refused"
     if "pg_hba.conf" in low:
         return "hba"
-    if "ssl" in low and ("not support" in low or "certificate" in low or "required" in low
-                         or "root cert" in low or "verify" in low):
+    if "ssl" in low and ("not support" in low or "certificate" in low or "required" in low or "root cert" in low or "verify" in low):
         return "tls"
     if any(p in low for p in _UNREACHABLE_PATTERNS):
         return "unreachable"
@@ -356,8 +374,14 @@ def classify_statement_error(text, sqlstate=None):
         return "permission"
     if sqlstate == "25006" or "read-only transaction" in low:
         return "readonly"
-    if (sqlstate in ("42601", "0A000") or "parse error" in low or "unsupported" in low
-            or "not supported" in low or "syntax error" in low or low.startswith("skipped:")):
+    if (
+        sqlstate in ("42601", "0A000")
+        or "parse error" in low
+        or "unsupported" in low
+        or "not supported" in low
+        or "syntax error" in low
+        or low.startswith("skipped:")
+    ):
         return "unsupported"
     return "other"
 
@@ -376,6 +400,7 @@ def scrub(text, secrets):
 # --------------------------------------------------------------------------
 # Connections
 # --------------------------------------------------------------------------
+
 
 def _conn_kwargs(sql_params, tenant, user, password):
     if password is None or password == "":
@@ -419,27 +444,30 @@ def _raw_connect(sql_params, tenant, user, password):
             err = LoginRefused(
                 "login as %r to %s was refused: wrong password or unknown user "
                 "(pg-tikv gives the same answer when the tenant is missing in PD) [%s]" % (who, where, raw),
-                server_message=raw, sqlstate=code or "28P01")
+                server_message=raw,
+                sqlstate=code or "28P01",
+            )
         elif kind == "nologin":
             err = LoginNotPermitted(
-                "login as %r to %s is not permitted: the role exists but has NOLOGIN [%s]" % (who, where, raw),
-                server_message=raw, sqlstate=code)
+                "login as %r to %s is not permitted: the role exists but has NOLOGIN [%s]" % (who, where, raw), server_message=raw, sqlstate=code
+            )
         elif kind == "storage":
             err = BackendUnavailable(
                 "pg-tikv at %s answers but cannot serve %r: its storage (PD/TiKV) is unavailable; pg-tikv needs "
-                "PD for every login and statement [%s]" % (where, who, raw), server_message=raw, sqlstate=code)
+                "PD for every login and statement [%s]" % (where, who, raw),
+                server_message=raw,
+                sqlstate=code,
+            )
         elif kind == "unreachable":
-            err = ServerUnreachable("cannot reach the SQL server at %s: %s" % (where, raw),
-                                    server_message=raw, sqlstate=code)
+            err = ServerUnreachable("cannot reach the SQL server at %s: %s" % (where, raw), server_message=raw, sqlstate=code)
         elif kind == "tls":
-            err = SQLClientError("TLS negotiation with %s failed (check ssl_mode and ca_cert): %s" % (where, raw),
-                                 server_message=raw, sqlstate=code)
+            err = SQLClientError("TLS negotiation with %s failed (check ssl_mode and ca_cert): %s" % (where, raw), server_message=raw, sqlstate=code)
         elif kind == "hba":
-            err = SQLClientError("the server at %s rejected the connection for %r by its pg_hba.conf rules: %s"
-                                 % (where, who, raw), server_message=raw, sqlstate=code)
+            err = SQLClientError(
+                "the server at %s rejected the connection for %r by its pg_hba.conf rules: %s" % (where, who, raw), server_message=raw, sqlstate=code
+            )
         else:
-            err = SQLClientError("login as %r to %s failed: %s" % (who, where, raw),
-                                 server_message=raw, sqlstate=code)
+            err = SQLClientError("login as %r to %s failed: %s" % (who, where, raw), server_message=raw, sqlstate=code)
         raise err from None
     # pg-tikv answers BEGIN/COMMIT/SET with EmptyQueryResponse, which breaks the
     # driver's implicit transactions: autocommit always (§0.9, §3.7).
@@ -474,8 +502,10 @@ def probe_server(sql_params):
         if kind in ("refused", "nologin", "hba"):
             return None  # the server answered the startup: it speaks the protocol
         if "timeout expired" in text.lower():
-            return ("the SQL endpoint %s accepted the connection but did not answer the protocol's startup "
-                    "within %ss" % (_where(sql_params), kw["connect_timeout"]))
+            return "the SQL endpoint %s accepted the connection but did not answer the protocol's startup within %ss" % (
+                _where(sql_params),
+                kw["connect_timeout"],
+            )
         return "the SQL endpoint %s did not complete the protocol's startup: %s" % (_where(sql_params), text)
     # A server that let us in without a password (trust): it speaks the protocol.
     return None
@@ -536,11 +566,11 @@ class Capabilities:
     """What the server lets us read and how it wants passwords."""
 
     def __init__(self):
-        self.version = None                 # SELECT version(), informational only
-        self.is_pg_tikv = False             # informational ('(pg-tikv)' in version, §4)
-        self.role_catalog = False           # pg_catalog.pg_roles is readable
-        self.authid_readable = False        # pg_catalog.pg_authid.rolpassword is readable
-        self.password_encryption = None     # current_setting('password_encryption') or None
+        self.version = None  # SELECT version(), informational only
+        self.is_pg_tikv = False  # informational ('(pg-tikv)' in version, §4)
+        self.role_catalog = False  # pg_catalog.pg_roles is readable
+        self.authid_readable = False  # pg_catalog.pg_authid.rolpassword is readable
+        self.password_encryption = None  # current_setting('password_encryption') or None
         self.standard_conforming_strings = None  # 'on' / 'off' / None (not reported, e.g. pg-tikv §2.7)
 
     @property
@@ -553,10 +583,14 @@ class Capabilities:
         return "plain"
 
     def as_dict(self):
-        return dict(version=self.version, role_catalog=self.role_catalog,
-                    password_readable=self.authid_readable, password_form=self.password_form,
-                    standard_conforming_strings=self.standard_conforming_strings,
-                    pg_tikv=self.is_pg_tikv)
+        return dict(
+            version=self.version,
+            role_catalog=self.role_catalog,
+            password_readable=self.authid_readable,
+            password_form=self.password_form,
+            standard_conforming_strings=self.standard_conforming_strings,
+            pg_tikv=self.is_pg_tikv,
+        )
 
 
 # What a server is, detected once per endpoint and login role in a process
@@ -567,8 +601,7 @@ _DETECT_LOCK = threading.Lock()
 
 
 def _detection_key(sql_params, login_user):
-    return (sql_params.get("pg_host") or "127.0.0.1", int(sql_params.get("pg_port") or 5433),
-            sql_params.get("ssl_mode") or "prefer", login_user)
+    return (sql_params.get("pg_host") or "127.0.0.1", int(sql_params.get("pg_port") or 5433), sql_params.get("ssl_mode") or "prefer", login_user)
 
 
 def forget_detections():
@@ -590,8 +623,8 @@ class TenantSession:
         self.sql_params = dict(sql_params)
         self.tenant = tenant
         self.login_user = login_user
-        self.queries = []        # every statement executed, secrets masked
-        self.writes = []         # the write statements that succeeded, masked (for changed on failure)
+        self.queries = []  # every statement executed, secrets masked
+        self.writes = []  # the write statements that succeeded, masked (for changed on failure)
         self._secrets = set()
         self._capabilities = None
 
@@ -660,12 +693,10 @@ class TenantSession:
         kind = classify_statement_error(re.sub(r"^(ERROR|FATAL):\s*", "", text), code)
         raw = scrub(text, self._secrets)
         if isinstance(e, psycopg2.OperationalError) and self.conn.closed:
-            return ServerUnreachable("the SQL connection was lost during %s: %s" % (what, raw),
-                                     server_message=raw, sqlstate=code)
+            return ServerUnreachable("the SQL connection was lost during %s: %s" % (what, raw), server_message=raw, sqlstate=code)
         msg = "%s failed: %s" % (what, raw)
         if kind == "unsupported":
-            return UnsupportedStatement(
-                "%s is not supported by this server (%s)" % (what, raw), server_message=raw, sqlstate=code)
+            return UnsupportedStatement("%s is not supported by this server (%s)" % (what, raw), server_message=raw, sqlstate=code)
         return StatementError(msg, server_message=raw, sqlstate=code, kind=kind)
 
     def execute(self, text, masked=None, params=None, what=None, fetch=False, record=True):
@@ -690,10 +721,10 @@ class TenantSession:
         except psycopg2.Error as e:
             raise self._error(e, repr(what)) from None
         # pg-tikv turns some statements into a success row `warning = SKIPPED: ...` (§3.5).
-        if rows and desc and desc[0] == "warning" and isinstance(rows[0][0], str) \
-                and rows[0][0].startswith("SKIPPED:"):
-            raise UnsupportedStatement("%r was skipped by the server: %s" % (what, scrub(rows[0][0], self._secrets)),
-                                       server_message=scrub(rows[0][0], self._secrets))
+        if rows and desc and desc[0] == "warning" and isinstance(rows[0][0], str) and rows[0][0].startswith("SKIPPED:"):
+            raise UnsupportedStatement(
+                "%r was skipped by the server: %s" % (what, scrub(rows[0][0], self._secrets)), server_message=scrub(rows[0][0], self._secrets)
+            )
         return rows if fetch else None
 
     def _try_read(self, text, params=None):
@@ -714,8 +745,7 @@ class TenantSession:
         # (pg-tikv reads only the last name part, so a tenant table named pg_roles
         # would be read instead; whoever can create one can already do anything in
         # the tenant, §0.5, so this is not treated as a security boundary.)
-        rows = self._try_read("SELECT rolname, rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolconnlimit "
-                              "FROM pg_catalog.pg_roles LIMIT 1")
+        rows = self._try_read("SELECT rolname, rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolconnlimit FROM pg_catalog.pg_roles LIMIT 1")
         caps.role_catalog = rows is not None
         if caps.role_catalog:
             rows = self._try_read("SELECT rolpassword FROM pg_catalog.pg_authid LIMIT 0")
@@ -758,8 +788,10 @@ class TenantSession:
             # No catalog (pg-tikv-like) but a server that says backslashes escape: the
             # plain literal is the only form pg-tikv accepts (§3.5), and with a
             # backslash it would mean something else here. Refuse rather than guess.
-            raise SQLClientError("this server reports standard_conforming_strings=off and accepts only plain "
-                                 "'...' password literals; a password with a backslash cannot be sent exactly")
+            raise SQLClientError(
+                "this server reports standard_conforming_strings=off and accepts only plain "
+                "'...' password literals; a password with a backslash cannot be sent exactly"
+            )
         else:
             lit = plain_literal(password)
         self.add_secret(lit[1:-1] if lit.startswith("'") else lit[2:-1])
@@ -769,8 +801,7 @@ class TenantSession:
 
     def role_exists(self, user):
         if self.has_role_catalog:
-            rows = self.execute("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s",
-                                params=(user,), fetch=True, what="role lookup")
+            rows = self.execute("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s", params=(user,), fetch=True, what="role lookup")
             return bool(rows)
         # pg-tikv: ALTER ROLE ... RESET ALL looks the role up and does nothing else
         # (§0.10, §3.2). Never used where a catalog exists (it would reset settings there).
@@ -787,13 +818,15 @@ class TenantSession:
         if not self.has_role_catalog:
             raise SQLClientError("this server has no role catalog; role attributes cannot be read")
         rows = self.execute(
-            "SELECT rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolconnlimit "
-            "FROM pg_catalog.pg_roles WHERE rolname = %s", params=(user,), fetch=True, what="role lookup")
+            "SELECT rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolconnlimit FROM pg_catalog.pg_roles WHERE rolname = %s",
+            params=(user,),
+            fetch=True,
+            what="role lookup",
+        )
         if not rows:
             return None
         r = rows[0]
-        return dict(login=sql_bool(r[0]), superuser=sql_bool(r[1]), createdb=sql_bool(r[2]), createrole=sql_bool(r[3]),
-                    conn_limit=int(r[4]))
+        return dict(login=sql_bool(r[0]), superuser=sql_bool(r[1]), createdb=sql_bool(r[2]), createrole=sql_bool(r[3]), conn_limit=int(r[4]))
 
     def list_roles(self):
         """All roles with attributes (catalog servers only)."""
@@ -802,14 +835,25 @@ class TenantSession:
         rows = self.execute(
             "SELECT rolname, rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolconnlimit, "
             "rolvaliduntil IS NOT NULL FROM pg_catalog.pg_roles ORDER BY rolname",
-            fetch=True, what="role listing")
-        return [dict(name=r[0], login=sql_bool(r[1]), superuser=sql_bool(r[2]), createdb=sql_bool(r[3]),
-                     createrole=sql_bool(r[4]), conn_limit=int(r[5]), valid_until_set=sql_bool(r[6])) for r in rows]
+            fetch=True,
+            what="role listing",
+        )
+        return [
+            dict(
+                name=r[0],
+                login=sql_bool(r[1]),
+                superuser=sql_bool(r[2]),
+                createdb=sql_bool(r[3]),
+                createrole=sql_bool(r[4]),
+                conn_limit=int(r[5]),
+                valid_until_set=sql_bool(r[6]),
+            )
+            for r in rows
+        ]
 
     def stored_password(self, user):
         """pg_authid.rolpassword (a verifier) or None; raises if unreadable."""
-        rows = self.execute("SELECT rolpassword FROM pg_catalog.pg_authid WHERE rolname = %s",
-                            params=(user,), fetch=True, what="password verifier lookup")
+        rows = self.execute("SELECT rolpassword FROM pg_catalog.pg_authid WHERE rolname = %s", params=(user,), fetch=True, what="password verifier lookup")
         return rows[0][0] if rows else None
 
     def password_matches(self, user, password, can_login=None):
@@ -853,9 +897,7 @@ class TenantSession:
     def probe_login(self, user, password):
         if self.tenant is None and not self.has_role_catalog and ("." in user or ":" in user):
             # Without a tenant prefix pg-tikv would split 'a.b' into keyspace 'a', user 'b' (§1.1).
-            raise SQLClientError(
-                "cannot test a login for %r without a tenant: pg-tikv would read the part before '.' or ':' "
-                "as the tenant; set tenant" % user)
+            raise SQLClientError("cannot test a login for %r without a tenant: pg-tikv would read the part before '.' or ':' as the tenant; set tenant" % user)
         self.add_secret(password)
         outcome = probe_login(self.sql_params, self.tenant, user, password)
         if outcome == "refused" and not self.has_role_catalog:
@@ -888,7 +930,8 @@ class TenantSession:
             raise SQLClientError(
                 "refusing to send this statement: its text contains 'COPY ... FROM STDIN' or ' FROM STDIN', "
                 "which pg-tikv intercepts before parsing; "
-                "choose another name or password")
+                "choose another name or password"
+            )
 
     def plan_create(self, user, attrs=None, password=None, conn_limit=None):
         """Statements that create a role: list of (text, masked_text).
@@ -898,8 +941,7 @@ class TenantSession:
         ALTER (§3.2), so there it follows as a second statement.
         """
         attrs = dict(attrs or {})
-        opts, shown = self._options_sql(user, attrs, password=password,
-                                        conn_limit=conn_limit if self.has_role_catalog else None)
+        opts, shown = self._options_sql(user, attrs, password=password, conn_limit=conn_limit if self.has_role_catalog else None)
         head = "CREATE ROLE %s" % quote_ident(user)
         plan = [(head + (" WITH " + opts if opts else ""), head + (" WITH " + shown if shown else ""))]
         if conn_limit is not None and not self.has_role_catalog:

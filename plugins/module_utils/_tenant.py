@@ -93,14 +93,13 @@ CREATE_ATTEMPTS = 3
 # Errors with which PD refuses a create before writing anything (name rules,
 # malformed request, cluster not ready, endpoint/TLS problems, our own size
 # limit); any other error answer to the POST may hide a created keyspace.
-CREATE_REFUSED_KINDS = ("illegal_name", "reserved_name", "bad_request", "not_bootstrapped", "no_such_api",
-                        "tls_required", "unsupported_config", "config")
+CREATE_REFUSED_KINDS = ("illegal_name", "reserved_name", "bad_request", "not_bootstrapped", "no_such_api", "tls_required", "unsupported_config", "config")
 
-ADMIN_STATUS_BOOTSTRAP = "bootstrap"   # admin accepts admin/admin: anyone can take the tenant
-ADMIN_STATUS_SET = "rotated"           # admin refuses the bootstrap password
-ADMIN_STATUS_LOCKED = "locked"         # admin has NOLOGIN
+ADMIN_STATUS_BOOTSTRAP = "bootstrap"  # admin accepts admin/admin: anyone can take the tenant
+ADMIN_STATUS_SET = "rotated"  # admin refuses the bootstrap password
+ADMIN_STATUS_LOCKED = "locked"  # admin has NOLOGIN
 ADMIN_STATUS_UNKNOWN = "unknown"
-ADMIN_STATUS_NONE = "n/a"              # no keyspace
+ADMIN_STATUS_NONE = "n/a"  # no keyspace
 
 
 class TenantError(Exception):
@@ -125,9 +124,19 @@ class TenantError(Exception):
 class TenantSpec:
     """The desired state of one tenant (the module's options)."""
 
-    def __init__(self, name, state="present", config=None, admin_password=None,
-                 update_admin_password="always", login_user=None, login_password=None,
-                 lock_users=None, confirm_tombstone=None, previous_admin_passwords=None):
+    def __init__(
+        self,
+        name,
+        state="present",
+        config=None,
+        admin_password=None,
+        update_admin_password="always",
+        login_user=None,
+        login_password=None,
+        lock_users=None,
+        confirm_tombstone=None,
+        previous_admin_passwords=None,
+    ):
         self.name = name
         self.state = state
         self.config = config
@@ -189,8 +198,7 @@ def normalize_config(config):
         elif isinstance(value, (int, float)):
             user[key] = str(value)
         else:
-            errors.append("config[%r]: PD config values must be strings or null (to delete the key), "
-                          "not %s" % (key, type(value).__name__))
+            errors.append("config[%r]: PD config values must be strings or null (to delete the key), not %s" % (key, type(value).__name__))
     return user, managed, errors
 
 
@@ -257,8 +265,9 @@ def plan_transitions(current, target):
         why = "an ARCHIVED keyspace can only move on to TOMBSTONE"
     else:
         why = "PD's state machine has no such path"
-    raise ValueError("cannot move keyspace from %s to %s: %s (legal moves: ENABLED->DISABLED, "
-                     "DISABLED->ENABLED|ARCHIVED, ARCHIVED->TOMBSTONE)" % (current, target, why))
+    raise ValueError(
+        "cannot move keyspace from %s to %s: %s (legal moves: ENABLED->DISABLED, DISABLED->ENABLED|ARCHIVED, ARCHIVED->TOMBSTONE)" % (current, target, why)
+    )
 
 
 def validate_spec(spec):
@@ -279,8 +288,7 @@ def validate_spec(spec):
     elif spec.admin_password == BOOTSTRAP_ADMIN_PASSWORD:
         # Worded without the word itself: Ansible masks every occurrence of a
         # no_log value in the output, so "admin" would become "********".
-        errors.append("the tenant superuser password must not be pg-tikv's bootstrap password (the same "
-                      "as the superuser's name): anyone could log in")
+        errors.append("the tenant superuser password must not be pg-tikv's bootstrap password (the same as the superuser's name): anyone could log in")
     err = password_error(spec.login_password, "login_password")
     if err:
         errors.append(err)
@@ -304,8 +312,7 @@ def validate_spec(spec):
     if err:
         errors.append(err)
     if spec.confirm_tombstone is not None and spec.confirm_tombstone != spec.name:
-        errors.append("confirm_tombstone must be exactly the tenant name %r (it is %r)"
-                      % (spec.name, spec.confirm_tombstone))
+        errors.append("confirm_tombstone must be exactly the tenant name %r (it is %r)" % (spec.name, spec.confirm_tombstone))
     return errors
 
 
@@ -371,8 +378,7 @@ def connection_info(sql_params, tenant, user=BOOTSTRAP_ADMIN_USER, password=None
         "dsn": build_dsn(host, port, login, None, sql_params.get("ssl_mode"), ca_cert=sql_params.get("ca_cert")),
     }
     if password is not None:
-        info["full_dsn"] = build_dsn(host, port, login, password, sql_params.get("ssl_mode"),
-                                     ca_cert=sql_params.get("ca_cert"))
+        info["full_dsn"] = build_dsn(host, port, login, password, sql_params.get("ssl_mode"), ca_cert=sql_params.get("ca_cert"))
     return info
 
 
@@ -395,6 +401,7 @@ MISSING = _Missing()
 
 def _default_sql():
     from ansible_collections.pgtikv.cloud.plugins.module_utils import _sql_client
+
     return _sql_client
 
 
@@ -468,8 +475,7 @@ class _Reconciler:
         if self._sql is None:
             self._sql = _default_sql()
         if not getattr(self._sql, "HAS_PSYCOPG2", True):
-            raise TenantError("psycopg2 is required for the SQL side of this task", kind="missing_library",
-                              result=self.result)
+            raise TenantError("psycopg2 is required for the SQL side of this task", kind="missing_library", result=self.result)
         return self._sql
 
     def warn(self, text):
@@ -489,12 +495,13 @@ class _Reconciler:
             self.result["admin_password_generated"] = False
         if self.result["progress"]:
             message += ". Done before the failure: " + "; ".join(self.result["progress"])
-            message += ". Current keyspace state: %s" % (
-                (self.result.get("keyspace") or {}).get("state") or "unknown")
+            message += ". Current keyspace state: %s" % ((self.result.get("keyspace") or {}).get("state") or "unknown")
         if self.bootstrap_open:
-            message += (". WARNING: the tenant's admin still has the bootstrap password admin/admin, so anyone "
-                        "who reaches pg-tikv can take it; re-run the task as soon as possible (state=present "
-                        "repairs it)")
+            message += (
+                ". WARNING: the tenant's admin still has the bootstrap password admin/admin, so anyone "
+                "who reaches pg-tikv can take it; re-run the task as soon as possible (state=present "
+                "repairs it)"
+            )
             self.result["fully_provisioned"] = False
         raise TenantError(message, kind=kind, result=self.result)
 
@@ -513,8 +520,7 @@ class _Reconciler:
             self.refused_probes = self.refused_probes or outcome == "refused"
             return outcome
         except sql.ServerUnreachable as exc:
-            self.fail("cannot reach pg-tikv to check %r: %s%s" % (sql.login_name(self.name, user), exc,
-                                                                  self.sql_hint), "sql_unreachable")
+            self.fail("cannot reach pg-tikv to check %r: %s%s" % (sql.login_name(self.name, user), exc, self.sql_hint), "sql_unreachable")
         except sql.SQLClientError as exc:
             self.fail("login test as %r failed: %s" % (sql.login_name(self.name, user), exc), "sql")
 
@@ -531,8 +537,7 @@ class _Reconciler:
         except sql.LoginNotPermitted:
             return "nologin"
         except sql.ServerUnreachable as exc:
-            self.fail("cannot reach pg-tikv to check %r: %s%s" % (sql.login_name(self.name, self.admin), exc,
-                                                                  self.sql_hint), "sql_unreachable")
+            self.fail("cannot reach pg-tikv to check %r: %s%s" % (sql.login_name(self.name, self.admin), exc, self.sql_hint), "sql_unreachable")
         except sql.SQLClientError as exc:
             self.fail("login as %r failed: %s" % (sql.login_name(self.name, self.admin), exc), "sql")
         return "ok"
@@ -584,12 +589,17 @@ class _Reconciler:
             self.fail("login to tenant %r to %s failed: %s" % (self.name, purpose, exc), "sql")
         if session is not None:
             return session, user
-        tried = ", ".join("%s (%s)" % (label, "NOLOGIN" if isinstance(exc, sql.LoginNotPermitted) else "refused")
-                          for label, exc in refused) if refused else "no credentials were given"
-        self.fail("cannot log in to tenant %r to %s: tried %s. Give the current credentials with "
-                  "login_user/login_password (any user of the tenant that can still log in works: "
-                  "pg-tikv does not enforce privileges)"
-                  % (self.name, purpose, tried), "sql_auth")
+        tried = (
+            ", ".join("%s (%s)" % (label, "NOLOGIN" if isinstance(exc, sql.LoginNotPermitted) else "refused") for label, exc in refused)
+            if refused
+            else "no credentials were given"
+        )
+        self.fail(
+            "cannot log in to tenant %r to %s: tried %s. Give the current credentials with "
+            "login_user/login_password (any user of the tenant that can still log in works: "
+            "pg-tikv does not enforce privileges)" % (self.name, purpose, tried),
+            "sql_auth",
+        )
 
     def run_sql(self, session, what, func, *args, sends_password=False):
         """``sends_password``: the statement sets admin's password; a connection
@@ -606,11 +616,13 @@ class _Reconciler:
             self.bootstrap_open = False
             self.wrote = True
             self.result["fully_provisioned"] = False
-            self.fail("%s in tenant %r: the connection was lost after the statement was sent (%s), so pg-tikv may "
-                      "or may not have applied it. The new password is kept: run the task again with it as "
-                      "admin_password and the old one as a login password (the collection's secret store does "
-                      "this by itself), and the change is finished either way" % (what, self.name, exc),
-                      "sql_lost_reply")
+            self.fail(
+                "%s in tenant %r: the connection was lost after the statement was sent (%s), so pg-tikv may "
+                "or may not have applied it. The new password is kept: run the task again with it as "
+                "admin_password and the old one as a login password (the collection's secret store does "
+                "this by itself), and the change is finished either way" % (what, self.name, exc),
+                "sql_lost_reply",
+            )
         except sql.SQLClientError as exc:
             self.fail("%s in tenant %r failed: %s" % (what, self.name, exc), "sql")
         finally:
@@ -625,22 +637,22 @@ class _Reconciler:
         self._session_queries = []
         self.desired_config, managed = normalize_config(self.spec.config)[:2]
         for key in managed:
-            self.warn("config key %r is managed by PD; it is left alone "
-                      "and reported under keyspace.server_managed_config" % key)
+            self.warn("config key %r is managed by PD; it is left alone and reported under keyspace.server_managed_config" % key)
         target = TARGET_STATES[self.spec.state]
 
         if current is MISSING:
             current = self.pd_call("reading keyspace %r from PD" % self.name, self.pd.get_keyspace, self.name)
         if current is not None and current.get("name") in PD_PROTECTED_KEYSPACES:
-            self.fail("keyspace %r is PD's reserved keyspace; it is never managed" % current.get("name"),
-                      "validation")
+            self.fail("keyspace %r is PD's reserved keyspace; it is never managed" % current.get("name"), "validation")
         self.result["keyspace"] = keyspace_view(current)
         self.result["exists"] = current is not None
 
         if current is None:
             if target != "ENABLED":
-                self.warn("tenant %r does not exist in PD; nothing to do for state=%s (decommission states "
-                          "never create a keyspace: its name could never be reused)" % (self.name, self.spec.state))
+                self.warn(
+                    "tenant %r does not exist in PD; nothing to do for state=%s (decommission states "
+                    "never create a keyspace: its name could never be reused)" % (self.name, self.spec.state)
+                )
                 side = _diff_side(None, ADMIN_STATUS_NONE)
                 self.result["diff"] = {"before": side, "after": dict(side)}
                 return self.result
@@ -652,9 +664,11 @@ class _Reconciler:
     def create(self):
         err = tenant_name_error(self.name)
         if err:
-            self.fail("not creating tenant %r: %s. Keyspaces that already exist under other names PD accepts can "
-                      "be managed, but this collection creates only names of that form. Nothing was changed"
-                      % (self.name, err), "validation")
+            self.fail(
+                "not creating tenant %r: %s. Keyspaces that already exist under other names PD accepts can "
+                "be managed, but this collection creates only names of that form. Nothing was changed" % (self.name, err),
+                "validation",
+            )
         version_text = self.pd_call("reading PD's version", self.pd.version)
         version = parse_version(version_text)
         self.result["pd_version"] = version_text
@@ -662,8 +676,10 @@ class _Reconciler:
         if err:
             self.fail("cannot create tenant: " + err, "validation")
         if version is None and len(self.name) > PD_PORTABLE_NAME_LENGTH:
-            self.warn("PD does not report its version; PD v26.3 and later refuse keyspace names longer than "
-                      "%d characters, so %r would not be portable" % (PD_PORTABLE_NAME_LENGTH, self.name))
+            self.warn(
+                "PD does not report its version; PD v26.3 and later refuse keyspace names longer than "
+                "%d characters, so %r would not be portable" % (PD_PORTABLE_NAME_LENGTH, self.name)
+            )
         config = {k: v for k, v in (self.desired_config or {}).items() if v is not None}
         password = self.spec.admin_password
         # A new keyspace's admin/admin must be rotated right away; do not create
@@ -672,17 +688,27 @@ class _Reconciler:
         # stalls pg-tikv's other logins while it retries PD (pg-tikv-server.md §1.4).
         err = self.sql_port_error()
         if err:
-            self.fail("not creating tenant %r: %s, so its bootstrap admin/admin could not be rotated at once. "
-                      "Nothing was changed" % (self.name, err), "sql_unreachable")
+            self.fail(
+                "not creating tenant %r: %s, so its bootstrap admin/admin could not be rotated at once. Nothing was changed" % (self.name, err),
+                "sql_unreachable",
+            )
         self.result["changed"] = True
         self.result["state_path"] = ["ENABLED"]
         self.result["config_patch"] = dict(config)
         after = {"state": "ENABLED", "config": dict(config), "admin": ADMIN_STATUS_SET}
         self.result["diff"] = {"before": _diff_side(None, ADMIN_STATUS_NONE), "after": after}
         if self.check_mode:
-            self.result["keyspace"] = {"id": None, "name": self.name, "state": "ENABLED", "created_at": None,
-                                       "state_changed_at": None, "created": None, "state_changed": None,
-                                       "config": dict(config), "server_managed_config": {}}
+            self.result["keyspace"] = {
+                "id": None,
+                "name": self.name,
+                "state": "ENABLED",
+                "created_at": None,
+                "state_changed_at": None,
+                "created": None,
+                "state_changed": None,
+                "config": dict(config),
+                "server_managed_config": {},
+            }
             self.result["admin_rotated"] = True
             self.result["fully_provisioned"] = True
             return self.result
@@ -704,8 +730,7 @@ class _Reconciler:
             password = self._generated()
         # Close the bootstrap window at once (reference/pg-tikv-server.md §0.6, §2.2).
         self.bootstrap_open = True
-        self._rotate_admin(self._bootstrap_candidates(), password,
-                           "rotate the bootstrap admin password of the new tenant")
+        self._rotate_admin(self._bootstrap_candidates(), password, "rotate the bootstrap admin password of the new tenant")
         self.result["fully_provisioned"] = True
         self.result["diff"]["after"] = _diff_side(keyspace, ADMIN_STATUS_SET)
         return self.result
@@ -725,13 +750,15 @@ class _Reconciler:
                 if exc.kind != "exists":
                     return self._after_failed_create(exc, config)
             # "already exists" or an unknown outcome: re-read (§1.3).
-            keyspace = self.pd_call("re-reading keyspace %r after create" % self.name, self.pd.get_keyspace,
-                                    self.name)
+            keyspace = self.pd_call("re-reading keyspace %r after create" % self.name, self.pd.get_keyspace, self.name)
             if keyspace is not None:
                 return keyspace, False
-        self.fail("PD kept answering 'already exists' for %r although no keyspace has that name: the ID "
-                  "allocator collides with IDs taken by an earlier create by ID; "
-                  "re-run the task" % self.name, "pd")
+        self.fail(
+            "PD kept answering 'already exists' for %r although no keyspace has that name: the ID "
+            "allocator collides with IDs taken by an earlier create by ID; "
+            "re-run the task" % self.name,
+            "pd",
+        )
 
     def _after_failed_create(self, exc, config):
         """PD answered the POST with an error that does not prove nothing was
@@ -740,19 +767,22 @@ class _Reconciler:
         run, finish it now (created-but-unverified); present with another
         config -> converge it as an existing tenant; absent -> fail, and
         nothing was created."""
-        keyspace = self.pd_call("creating keyspace %r failed (%s); re-reading it to see whether PD created it "
-                                "anyway" % (self.name, exc), self.pd.get_keyspace, self.name)
+        keyspace = self.pd_call(
+            "creating keyspace %r failed (%s); re-reading it to see whether PD created it anyway" % (self.name, exc), self.pd.get_keyspace, self.name
+        )
         if keyspace is None:
-            self.fail("creating keyspace %r: %s. Re-reading shows no such keyspace, so nothing was created"
-                      % (self.name, exc), "pd")
+            self.fail("creating keyspace %r: %s. Re-reading shows no such keyspace, so nothing was created" % (self.name, exc), "pd")
         if keyspace.get("state") == "ENABLED" and split_config(keyspace.get("config"))[0] == dict(config or {}):
-            self.warn("PD answered the create of keyspace %r with an error (%s), but the keyspace exists with "
-                      "the requested config: it is reported as created (unverified: PD did not confirm it) and "
-                      "provisioned now" % (self.name, exc))
+            self.warn(
+                "PD answered the create of keyspace %r with an error (%s), but the keyspace exists with "
+                "the requested config: it is reported as created (unverified: PD did not confirm it) and "
+                "provisioned now" % (self.name, exc)
+            )
             return keyspace, True
-        self.warn("PD answered the create of keyspace %r with an error (%s), and a keyspace with that name exists "
-                  "but is %s or has another config: it is managed as an existing tenant"
-                  % (self.name, exc, keyspace.get("state")))
+        self.warn(
+            "PD answered the create of keyspace %r with an error (%s), and a keyspace with that name exists "
+            "but is %s or has another config: it is managed as an existing tenant" % (self.name, exc, keyspace.get("state"))
+        )
         return keyspace, False
 
     def _generated(self):
@@ -767,8 +797,7 @@ class _Reconciler:
         try:
             if hasattr(session, "add_secret"):
                 session.add_secret(password)
-            self.run_sql(session, "setting the admin password", session.set_password, self.admin, password,
-                         sends_password=True)
+            self.run_sql(session, "setting the admin password", session.set_password, self.admin, password, sends_password=True)
             keep = self.session_sink is not None
         finally:
             if not keep:
@@ -790,14 +819,12 @@ class _Reconciler:
     def _verify_admin(self, password):
         new = self.probe(self.admin, password)
         if new != "ok":
-            self.fail("the admin password was changed but a login with it gives %r; the tenant's admin "
-                      "password is in an unknown state" % new, "verification")
+            self.fail("the admin password was changed but a login with it gives %r; the tenant's admin password is in an unknown state" % new, "verification")
         self.result["admin_login_proven"] = True
         old = self.probe(self.admin, BOOTSTRAP_ADMIN_PASSWORD)
         if old == "ok":
             self.bootstrap_open = True
-            self.fail("the bootstrap password admin/admin still logs in after the rotation; the tenant "
-                      "is NOT protected", "verification")
+            self.fail("the bootstrap password admin/admin still logs in after the rotation; the tenant is NOT protected", "verification")
         self.result["bootstrap_refused"] = True
         self.done("verified: the new admin password logs in and admin/admin is refused")
 
@@ -812,14 +839,19 @@ class _Reconciler:
         except ValueError as exc:
             self.fail("tenant %r: %s. Nothing was changed" % (self.name, exc), "transition")
         if "TOMBSTONE" in path and self.spec.confirm_tombstone != self.name:
-            self.fail("state=tombstone is irreversible (the keyspace name can never be used again); set "
-                      "confirm_tombstone: %s to confirm. Nothing was changed" % self.name, "confirmation")
+            self.fail(
+                "state=tombstone is irreversible (the keyspace name can never be used again); set "
+                "confirm_tombstone: %s to confirm. Nothing was changed" % self.name,
+                "confirmation",
+            )
         patch = config_patch(current.get("config"), self.desired_config)
         if patch and state not in CONFIG_WRITABLE_STATES:
             # PD's allowChangeConfig (reference/pd-keyspace-api.md §3).
-            self.fail("tenant %r is %s; PD changes config only while ENABLED or DISABLED. "
-                      "Wanted changes: %s. Nothing was changed"
-                      % (self.name, state, ", ".join(sorted(patch))), "config")
+            self.fail(
+                "tenant %r is %s; PD changes config only while ENABLED or DISABLED. "
+                "Wanted changes: %s. Nothing was changed" % (self.name, state, ", ".join(sorted(patch))),
+                "config",
+            )
         self.result["state_path"] = path
         self.result["config_patch"] = patch
         before_config = dict(current.get("config") or {})
@@ -831,8 +863,7 @@ class _Reconciler:
             sql_plan = self._plan_lock()
         changed = bool(path or patch or sql_plan["actions"])
         self.result["changed"] = changed
-        self.result["diff"] = {"before": _diff_side(current, sql_plan["before"]),
-                               "after": _diff_side(after_keyspace, sql_plan["after"])}
+        self.result["diff"] = {"before": _diff_side(current, sql_plan["before"]), "after": _diff_side(after_keyspace, sql_plan["after"])}
         if target == "ENABLED":
             self.result["fully_provisioned"] = sql_plan["after"] != ADMIN_STATUS_BOOTSTRAP
             self.result["fully_provisioned_before"] = sql_plan["before"] != ADMIN_STATUS_BOOTSTRAP
@@ -858,8 +889,7 @@ class _Reconciler:
     def _apply_pd(self, current, patch, path):
         keyspace = current
         if patch:
-            keyspace = self.pd_call("changing the config of keyspace %r" % self.name,
-                                    self.pd.patch_config, self.name, patch)
+            keyspace = self.pd_call("changing the config of keyspace %r" % self.name, self.pd.patch_config, self.name, patch)
             self.result["keyspace"] = keyspace_view(keyspace)
             self.wrote_step("patched config keys %s" % ", ".join(sorted(patch)))
             wrong = [k for k, v in patch.items() if (keyspace.get("config") or {}).get(k) != v]
@@ -868,8 +898,7 @@ class _Reconciler:
         for state in path:
             if self.name in PD_PROTECTED_KEYSPACES:  # never PUT DEFAULT (§1.7)
                 self.fail("refusing to change the state of PD's reserved keyspace", "validation")
-            keyspace = self.pd_call("changing the state of keyspace %r to %s" % (self.name, state),
-                                    self.pd.set_state, self.name, state)
+            keyspace = self.pd_call("changing the state of keyspace %r to %s" % (self.name, state), self.pd.set_state, self.name, state)
             self.result["keyspace"] = keyspace_view(keyspace)
             self.wrote_step("state -> %s" % state)
             if keyspace.get("state") != state:
@@ -923,10 +952,13 @@ class _Reconciler:
             if first == "nologin":
                 plan["before"] = ADMIN_STATUS_LOCKED
                 if not spec.login_password:
-                    self.fail("tenant %r: admin cannot log in (NOLOGIN, e.g. locked by state=disabled). To unlock "
-                              "it with admin_password, give login_user/login_password of another user of the "
-                              "tenant that can log in; or use update_admin_password=on_create to leave admin "
-                              "locked. Nothing was changed" % self.name, "sql_auth")
+                    self.fail(
+                        "tenant %r: admin cannot log in (NOLOGIN, e.g. locked by state=disabled). To unlock "
+                        "it with admin_password, give login_user/login_password of another user of the "
+                        "tenant that can log in; or use update_admin_password=on_create to leave admin "
+                        "locked. Nothing was changed" % self.name,
+                        "sql_auth",
+                    )
                 return self._rotation(plan, self._login_candidates(False), unlock=True)
             boot = self.probe(self.admin, BOOTSTRAP_ADMIN_PASSWORD)
             if boot == "ok":
@@ -934,11 +966,13 @@ class _Reconciler:
                 return self._rotation(plan, self._bootstrap_candidates())
             plan["before"] = ADMIN_STATUS_SET
             if not spec.login_password and not spec.previous_admin_passwords:
-                self.fail("tenant %r: wrong admin password: admin_password is refused and admin no longer has "
-                          "the bootstrap password. To change admin's password, give the current one as "
-                          "login_password (or another user's credentials with login_user); to only check "
-                          "that a password is set, use update_admin_password=on_create. Nothing was changed"
-                          % self.name, "sql_auth")
+                self.fail(
+                    "tenant %r: wrong admin password: admin_password is refused and admin no longer has "
+                    "the bootstrap password. To change admin's password, give the current one as "
+                    "login_password (or another user's credentials with login_user); to only check "
+                    "that a password is set, use update_admin_password=on_create. Nothing was changed" % self.name,
+                    "sql_auth",
+                )
             return self._rotation(plan, self._login_candidates(False))
         # on_create, or no admin_password: only repair the bootstrap password.
         boot = self.probe(self.admin, BOOTSTRAP_ADMIN_PASSWORD)
@@ -947,9 +981,10 @@ class _Reconciler:
             return self._rotation(plan, self._bootstrap_candidates())
         if boot == "nologin":
             plan["before"] = plan["after"] = ADMIN_STATUS_LOCKED
-            self.warn("tenant %r: admin has NOLOGIN (locked, e.g. by state=disabled) and is left so; to unlock it "
-                      "give admin_password with update_admin_password=always and login_user/login_password"
-                      % self.name)
+            self.warn(
+                "tenant %r: admin has NOLOGIN (locked, e.g. by state=disabled) and is left so; to unlock it "
+                "give admin_password with update_admin_password=always and login_user/login_password" % self.name
+            )
             return plan
         plan["before"] = plan["after"] = ADMIN_STATUS_SET
         return plan
@@ -966,8 +1001,7 @@ class _Reconciler:
             try:
                 if hasattr(session, "add_secret"):
                     session.add_secret(password)
-                self.run_sql(session, "setting a new admin password", session.set_password, self.admin, password,
-                             sends_password=True)
+                self.run_sql(session, "setting a new admin password", session.set_password, self.admin, password, sends_password=True)
                 self.wrote_step("set a new password for %r" % self.sql.login_name(self.name, self.admin))
                 self.run_sql(session, "allowing admin to log in", session.set_login, self.admin, True)
             finally:
@@ -977,8 +1011,7 @@ class _Reconciler:
             self.wrote_step("unlocked %r (LOGIN)" % self.sql.login_name(self.name, self.admin))
             self._verify_admin(password)
             return
-        purpose = ("repair the bootstrap admin password" if plan["before"] == ADMIN_STATUS_BOOTSTRAP
-                   else "change the admin password")
+        purpose = "repair the bootstrap admin password" if plan["before"] == ADMIN_STATUS_BOOTSTRAP else "change the admin password"
         self.bootstrap_open = plan["before"] == ADMIN_STATUS_BOOTSTRAP
         self._rotate_admin(candidates, password, purpose)
 
@@ -1000,9 +1033,11 @@ class _Reconciler:
             # tells NOLOGIN ('nologin') from LOGIN-or-absent ('refused').
             outcome = self.probe(user, generate_password())
             if outcome == "ok":
-                self.fail("pg-tikv accepted a random password for %r: its fallback password PG_PASSWORD is set "
-                          "(its universal superuser password), so SQL access cannot be locked. Nothing was changed"
-                          % self.sql.login_name(self.name, user), "sql")
+                self.fail(
+                    "pg-tikv accepted a random password for %r: its fallback password PG_PASSWORD is set "
+                    "(its universal superuser password), so SQL access cannot be locked. Nothing was changed" % self.sql.login_name(self.name, user),
+                    "sql",
+                )
             if user == self.admin:
                 if outcome == "nologin":
                     plan["before"] = ADMIN_STATUS_LOCKED
@@ -1021,8 +1056,7 @@ class _Reconciler:
         existing = []
         try:
             for user in plan["lock"]:
-                if user == self.admin or self.run_sql(session, "checking whether %r exists" % user,
-                                                      session.role_exists, user):
+                if user == self.admin or self.run_sql(session, "checking whether %r exists" % user, session.role_exists, user):
                     existing.append(user)
                 else:
                     self.warn("user %r does not exist in tenant %r; nothing to lock" % (user, self.name))
@@ -1055,10 +1089,8 @@ class _Reconciler:
                     random_password = generate_password()
                     if hasattr(session, "add_secret"):
                         session.add_secret(random_password)
-                    self.run_sql(session, "rotating admin to a random password", session.set_password,
-                                 self.admin, random_password)
-                    self.wrote_step("set a random password nobody knows for %r"
-                                    % self.sql.login_name(self.name, self.admin))
+                    self.run_sql(session, "rotating admin to a random password", session.set_password, self.admin, random_password)
+                    self.wrote_step("set a random password nobody knows for %r" % self.sql.login_name(self.name, self.admin))
                 self.run_sql(session, "setting NOLOGIN on %r" % user, session.set_login, user, False)
                 self.result["locked_users"].append(user)
                 self.wrote_step("locked %r (NOLOGIN)" % self.sql.login_name(self.name, user))
@@ -1068,13 +1100,11 @@ class _Reconciler:
         for user in order:
             outcome = self.probe(user, generate_password())
             if outcome != "nologin":
-                self.fail("%r was set to NOLOGIN but a login test gives %r"
-                          % (self.sql.login_name(self.name, user), outcome), "verification")
+                self.fail("%r was set to NOLOGIN but a login test gives %r" % (self.sql.login_name(self.name, user), outcome), "verification")
         self.done("verified: %s cannot log in" % ", ".join(order))
 
 
-def reconcile_tenant(pd, sql_params, spec, current=MISSING, check_mode=False, sql=None, session_sink=None,
-                     confirm_pd=True, prove_bootstrap_refused=False):
+def reconcile_tenant(pd, sql_params, spec, current=MISSING, check_mode=False, sql=None, session_sink=None, confirm_pd=True, prove_bootstrap_refused=False):
     """Bring one tenant to ``spec``; return the result dict.
 
     ``current``: the keyspace dict if the caller already has it (None = it does
@@ -1134,13 +1164,14 @@ def run_tenant_module(module):
 def filter_keyspaces(keyspaces, states=None, name_pattern=None, include_reserved=False):
     """Keyspaces matching the info module's filters (states are PD states)."""
     import fnmatch
+
     from ansible_collections.pgtikv.cloud.plugins.module_utils._common import RESERVED_TENANT_NAMES
+
     wanted = {s.upper() for s in states} if states else None
     out = []
     for keyspace in keyspaces:
         name = keyspace.get("name") or ""
-        if not include_reserved and (name in PD_PROTECTED_KEYSPACES or name in RESERVED_TENANT_NAMES
-                                     or keyspace.get("id") == 0):
+        if not include_reserved and (name in PD_PROTECTED_KEYSPACES or name in RESERVED_TENANT_NAMES or keyspace.get("id") == 0):
             continue
         if wanted is not None and keyspace.get("state") not in wanted:
             continue
@@ -1169,16 +1200,13 @@ def run_tenant_info_module(module):
         else:
             keyspaces = list(pd.iter_keyspaces(page_size=params.get("page_size")))
     except PDError as exc:
-        module.fail_json(msg="reading keyspaces from PD: %s" % exc, changed=False,
-                         pd_requests=list(pd.requests_log))
+        module.fail_json(msg="reading keyspaces from PD: %s" % exc, changed=False, pd_requests=list(pd.requests_log))
     finally:
         pd.close()
-    matched = filter_keyspaces(keyspaces, params.get("states"), params.get("name_pattern"),
-                               params.get("include_reserved"))
+    matched = filter_keyspaces(keyspaces, params.get("states"), params.get("name_pattern"), params.get("include_reserved"))
     tenants = []
     for keyspace in matched:
         item = keyspace_view(keyspace)
         item["connection"] = connection_info(sql_params, keyspace.get("name"))
         tenants.append(item)
-    module.exit_json(changed=False, tenants=tenants, count=len(tenants), scanned=len(keyspaces),
-                     pd_requests=list(pd.requests_log))
+    module.exit_json(changed=False, tenants=tenants, count=len(tenants), scanned=len(keyspaces), pd_requests=list(pd.requests_log))

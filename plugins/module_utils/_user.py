@@ -65,9 +65,20 @@ class UserSpecError(SQLClientError):
 class UserSpec:
     """Desired state of one user. ``None`` means "not managed"."""
 
-    def __init__(self, name, state="present", password=None, update_password="always", login=None,
-                 superuser=None, createdb=None, createrole=None, conn_limit=None,
-                 unverifiable_attributes="apply", generate_password=True):
+    def __init__(
+        self,
+        name,
+        state="present",
+        password=None,
+        update_password="always",
+        login=None,
+        superuser=None,
+        createdb=None,
+        createrole=None,
+        conn_limit=None,
+        unverifiable_attributes="apply",
+        generate_password=True,
+    ):
         self.name = name
         self.state = state
         self.password = password
@@ -82,8 +93,7 @@ class UserSpec:
 
     @classmethod
     def from_params(cls, params):
-        keys = ("name", "state", "password", "update_password", "login", "superuser", "createdb",
-                "createrole", "conn_limit", "unverifiable_attributes")
+        keys = ("name", "state", "password", "update_password", "login", "superuser", "createdb", "createrole", "conn_limit", "unverifiable_attributes")
         return cls(**{k: params.get(k) for k in keys if params.get(k) is not None})
 
     def attrs(self):
@@ -117,7 +127,8 @@ def is_protected_admin(session, name):
 ADMIN_DROP_MESSAGE = (
     "refusing to drop the tenant's %r user: pg-tikv re-creates it as admin/admin (superuser) on the next "
     "login attempt. To retire it, set login: false (NOLOGIN) after "
-    "creating another superuser, or rotate its password." % BOOTSTRAP_ADMIN_USER)
+    "creating another superuser, or rotate its password." % BOOTSTRAP_ADMIN_USER
+)
 
 
 # pg-tikv parses CONNECTION LIMIT with sqlparser 0.40's number literal, so
@@ -127,7 +138,8 @@ ADMIN_DROP_MESSAGE = (
 NO_LIMIT_WITHOUT_CATALOG = (
     "conn_limit: -1 (no limit) cannot be sent to this server: it has no role catalog (pg-tikv), whose CONNECTION "
     "LIMIT accepts only a number 0 or more and which never enforces connection limits. Leave conn_limit unset "
-    "for no limit. Nothing was changed")
+    "for no limit. Nothing was changed"
+)
 
 
 def _state_dict(exists, attrs=None, password=None):
@@ -158,9 +170,19 @@ def reconcile_user(session, spec, check_mode=False, verify=True, exists=None):
     """
     spec.validate()
     name = spec.name
-    res = dict(changed=False, user=name, state=spec.state, created=False, removed=False,
-               password_changed=False, queries=[], warnings=[], unverifiable_attributes=[],
-               password_verified=None, password_proven=False)
+    res = dict(
+        changed=False,
+        user=name,
+        state=spec.state,
+        created=False,
+        removed=False,
+        password_changed=False,
+        queries=[],
+        warnings=[],
+        unverifiable_attributes=[],
+        password_verified=None,
+        password_proven=False,
+    )
     catalog = session.has_role_catalog
     if spec.state == "present" and spec.conn_limit == -1 and not catalog:
         raise UserSpecError(NO_LIMIT_WITHOUT_CATALOG)
@@ -216,8 +238,7 @@ def _create(session, spec, check_mode, verify, res):
     after_attrs = dict(attrs)
     if spec.conn_limit is not None:
         after_attrs["conn_limit"] = spec.conn_limit
-    res["diff"] = dict(before=_state_dict(False),
-                       after=_state_dict(True, after_attrs, HIDDEN_NEW if password else None))
+    res["diff"] = dict(before=_state_dict(False), after=_state_dict(True, after_attrs, HIDDEN_NEW if password else None))
     res.update(changed=True, created=True, password_changed=password is not None)
     if check_mode:
         res["password_generated"] = generated
@@ -227,8 +248,7 @@ def _create(session, spec, check_mode, verify, res):
         session.run_plan(plan)
     except SQLClientError as e:
         if getattr(e, "kind", None) == "exists":
-            raise SQLClientError("user %r was created by someone else while this task ran (%s); run again"
-                                 % (name, e)) from None
+            raise SQLClientError("user %r was created by someone else while this task ran (%s); run again" % (name, e)) from None
         if len(session.writes) > writes_before:
             # The CREATE ROLE went through but a later statement of the same
             # create did not: never leave a half-created user behind.
@@ -250,10 +270,11 @@ def _undo_create(session, name, error):
     except SQLClientError as drop_error:
         raise SQLClientError(
             "user %r was created but completing it failed (%s), and dropping it again failed too (%s): it exists "
-            "half-created; drop it, or run the task again with unverifiable_attributes: apply to complete it"
-            % (name, error, drop_error)) from None
-    raise SQLClientError("creating user %r failed after its CREATE ROLE (%s); the new user was dropped again, so "
-                         "nothing was left half-created" % (name, error)) from None
+            "half-created; drop it, or run the task again with unverifiable_attributes: apply to complete it" % (name, error, drop_error)
+        ) from None
+    raise SQLClientError(
+        "creating user %r failed after its CREATE ROLE (%s); the new user was dropped again, so nothing was left half-created" % (name, error)
+    ) from None
 
 
 def _update(session, spec, check_mode, verify, res, outcome=None):
@@ -299,8 +320,7 @@ def _update(session, spec, check_mode, verify, res, outcome=None):
         if spec.login is not None:
             if can_login is None or can_login != spec.login:
                 change_attrs["login"] = spec.login
-        unreadable = [k for k in UNREADABLE_WITHOUT_CATALOG
-                      if (spec.conn_limit if k == "conn_limit" else want.get(k)) is not None]
+        unreadable = [k for k in UNREADABLE_WITHOUT_CATALOG if (spec.conn_limit if k == "conn_limit" else want.get(k)) is not None]
         res["unverifiable_attributes"] = unreadable
         for k in unreadable:
             before_attrs[k] = UNREADABLE
@@ -315,7 +335,8 @@ def _update(session, spec, check_mode, verify, res, outcome=None):
                     "%s of existing user %r cannot be read on this server (it has no role catalog); "
                     "they were %s and the task reports changed. Use "
                     "unverifiable_attributes: on_create to set them only when the user is created."
-                    % (", ".join(unreadable), name, "sent" if not check_mode else "would be sent"))
+                    % (", ".join(unreadable), name, "sent" if not check_mode else "would be sent")
+                )
 
     send_password = None
     if spec.password is not None and spec.update_password == "always":
@@ -326,23 +347,24 @@ def _update(session, spec, check_mode, verify, res, outcome=None):
             warnings.append(
                 "the password of existing user %r cannot be verified on this server (%s); it was %s and the "
                 "task reports changed. Use update_password: on_create to leave existing passwords alone."
-                % (name, "NOLOGIN users cannot be test-logged-in" if not catalog
-                   else "pg_authid is unreadable and a test login was not possible",
-                   "set again" if not check_mode else "would be set again"))
+                % (
+                    name,
+                    "NOLOGIN users cannot be test-logged-in" if not catalog else "pg_authid is unreadable and a test login was not possible",
+                    "set again" if not check_mode else "would be set again",
+                )
+            )
 
     for k in BOOL_ATTRIBUTES:
         if k in before_attrs or k in change_attrs:
             after_attrs[k] = change_attrs.get(k, before_attrs.get(k))
     if "conn_limit" in before_attrs or change_conn_limit is not None:
-        after_attrs["conn_limit"] = change_conn_limit if change_conn_limit is not None \
-            else before_attrs.get("conn_limit")
+        after_attrs["conn_limit"] = change_conn_limit if change_conn_limit is not None else before_attrs.get("conn_limit")
     before_pw = HIDDEN if spec.password is not None else None
     after_pw = (HIDDEN_CHANGED if send_password is not None else HIDDEN) if spec.password is not None else None
 
     plan = session.plan_alter(name, change_attrs, password=send_password, conn_limit=change_conn_limit)
     res["queries"] = [step[1] for step in plan]
-    res["diff"] = dict(before=_state_dict(True, before_attrs, before_pw),
-                       after=_state_dict(True, after_attrs, after_pw))
+    res["diff"] = dict(before=_state_dict(True, before_attrs, before_pw), after=_state_dict(True, after_attrs, after_pw))
     res["password_changed"] = send_password is not None
     res["password_proven"] = password_match is True and send_password is None
     res["changed"] = bool(plan)
@@ -367,13 +389,15 @@ def _verify_password(session, name, password, res):
     if ok is False:
         raise SQLClientError(
             "the server accepted the statement but user %r cannot log in with the new password; the password "
-            "may have been stored differently (pg-tikv takes only plain '...' password literals)" % name)
+            "may have been stored differently (pg-tikv takes only plain '...' password literals)" % name
+        )
     return ok
 
 
 # --------------------------------------------------------------------------
 # Module plumbing shared by pg_tikv_user, pg_tikv_user_info and the bulk module
 # --------------------------------------------------------------------------
+
 
 def login_argument_spec():
     """login_user / login_password: who the module logs in as, inside the tenant."""
@@ -402,13 +426,10 @@ def check_tenant_in_pd(params, tenant, warnings):
     finally:
         client.close()
     if keyspace is None:
-        raise UserSpecError(
-            "tenant %r does not exist in PD (no keyspace of that name); create it first, e.g. with "
-            "pgtikv.cloud.pg_tikv_tenant" % tenant)
+        raise UserSpecError("tenant %r does not exist in PD (no keyspace of that name); create it first, e.g. with pgtikv.cloud.pg_tikv_tenant" % tenant)
     state = keyspace.get("state")
     if state and state != "ENABLED":
-        warnings.append("tenant %r is %s in PD; pg-tikv ignores the keyspace state and still accepts "
-                        "logins to it" % (tenant, state))
+        warnings.append("tenant %r is %s in PD; pg-tikv ignores the keyspace state and still accepts logins to it" % (tenant, state))
     return keyspace
 
 
@@ -435,12 +456,15 @@ def open_session(params, warnings, sql_module=None):
     try:
         return sql.connect(sql_params_from(params), tenant, login_user, params.get("login_password"))
     except sql.LoginRefused as e:
-        hint = ("the tenant exists in PD, so the login_password is wrong or user %r does not exist in it"
-                % login_user) if tenant else "wrong login_password or unknown login_user"
-        raise sql.LoginRefused("cannot log in as %r: %s [%s]" % (who, hint, e.server_message),
-                               server_message=e.server_message, sqlstate=e.sqlstate) from None
+        hint = (
+            ("the tenant exists in PD, so the login_password is wrong or user %r does not exist in it" % login_user)
+            if tenant
+            else "wrong login_password or unknown login_user"
+        )
+        raise sql.LoginRefused("cannot log in as %r: %s [%s]" % (who, hint, e.server_message), server_message=e.server_message, sqlstate=e.sqlstate) from None
     except sql.LoginNotPermitted as e:
         raise sql.LoginNotPermitted(
-            "cannot log in as %r: the user exists but has NOLOGIN; log in as another superuser of the tenant "
-            "(login_user) [%s]" % (who, e.server_message),
-            server_message=e.server_message, sqlstate=e.sqlstate) from None
+            "cannot log in as %r: the user exists but has NOLOGIN; log in as another superuser of the tenant (login_user) [%s]" % (who, e.server_message),
+            server_message=e.server_message,
+            sqlstate=e.sqlstate,
+        ) from None

@@ -542,8 +542,7 @@ def main():
             module.fail_json(msg=err)
     full = params["details"] or module._diff
     try:
-        result = run_fleet(params, params["config"] or [], state, module.check_mode,
-                           shape=None if full else compact_tenant)
+        result = run_fleet(params, params["config"] or [], state, module.check_mode, shape=None if full else compact_tenant)
     except PDError as exc:
         module.fail_json(msg="PD client options are invalid: %s" % exc)
     tenants = result.get("tenants", [])
@@ -560,8 +559,7 @@ def main():
     # input, and masking its passwords in thousands of echoed strings would cost
     # more than the work itself.
     echo = {k: v for k, v in module.params.items() if k != "config"}
-    echo["config"] = "(%d tenants, %d users: not echoed)" % (
-        len(params["config"] or []), sum(len(t.get("users") or []) for t in params["config"] or []))
+    echo["config"] = "(%d tenants, %d users: not echoed)" % (len(params["config"] or []), sum(len(t.get("users") or []) for t in params["config"] or []))
     result["invocation"] = {"module_args": echo}
     failed_msg = result.pop("msg") if result.pop("failed", False) else None
     finish(module, result, warnings, failed_msg)

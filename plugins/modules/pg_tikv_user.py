@@ -363,9 +363,19 @@ def main():
     check_options(module)
     require_libraries(module, "psycopg2")
     params = module.params
-    base = dict(changed=False, user=params["name"], tenant=params["tenant"], state=params["state"],
-                created=False, removed=False, password_changed=False, password_verified=None, queries=[],
-                unverifiable_attributes=[], server={})
+    base = dict(
+        changed=False,
+        user=params["name"],
+        tenant=params["tenant"],
+        state=params["state"],
+        created=False,
+        removed=False,
+        password_changed=False,
+        password_verified=None,
+        queries=[],
+        unverifiable_attributes=[],
+        server={},
+    )
     warnings = []
     session = None
     try:

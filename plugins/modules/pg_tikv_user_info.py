@@ -167,17 +167,23 @@ NO_CATALOG_LIMITATIONS = (
     "This server has no role catalog (pg-tikv), so users cannot be listed. Only the names asked were probed: "
     "existence with ALTER ROLE ... RESET ALL, LOGIN and the password with test logins (meaningful only while "
     "the server's PG_PASSWORD fallback is unset). SUPERUSER, CREATEDB, CREATEROLE and CONNECTION LIMIT "
-    "cannot be read.")
+    "cannot be read."
+)
 
 
 def argument_spec():
     spec = dict(
         tenant=dict(type="str"),
         names=dict(type="list", elements="str", default=[]),
-        users=dict(type="list", elements="dict", default=[], options=dict(
-            name=dict(type="str", required=True),
-            password=dict(type="raw", no_log=True),
-        )),
+        users=dict(
+            type="list",
+            elements="dict",
+            default=[],
+            options=dict(
+                name=dict(type="str", required=True),
+                password=dict(type="raw", no_log=True),
+            ),
+        ),
     )
     spec.update(login_argument_spec())
     spec.update(sql_argument_spec())
@@ -205,8 +211,17 @@ def report_with_catalog(session, wanted):
         users = []
         for name, password in wanted.items():
             role = session.get_role(name)
-            entry = dict(name=name, exists=role is not None, login=None, superuser=None, createdb=None,
-                         createrole=None, conn_limit=None, password_valid=None, unreadable=[])
+            entry = dict(
+                name=name,
+                exists=role is not None,
+                login=None,
+                superuser=None,
+                createdb=None,
+                createrole=None,
+                conn_limit=None,
+                password_valid=None,
+                unreadable=[],
+            )
             if role is not None:
                 entry.update(role)
                 if password is not None:
@@ -224,9 +239,17 @@ def report_with_catalog(session, wanted):
 def report_without_catalog(session, wanted):
     users = []
     for name, password in wanted.items():
-        entry = dict(name=name, exists=session.role_exists(name), login=None, superuser=None, createdb=None,
-                     createrole=None, conn_limit=None, password_valid=None,
-                     unreadable=list(UNREADABLE_WITHOUT_CATALOG))
+        entry = dict(
+            name=name,
+            exists=session.role_exists(name),
+            login=None,
+            superuser=None,
+            createdb=None,
+            createrole=None,
+            conn_limit=None,
+            password_valid=None,
+            unreadable=list(UNREADABLE_WITHOUT_CATALOG),
+        )
         if entry["exists"]:
             if password is not None:
                 outcome = session.probe_login(name, password)
@@ -251,8 +274,7 @@ def main():
             users = report_with_catalog(session, wanted)
             limitations = ""
             if not session.capabilities.authid_readable and any(p is not None for p in wanted.values()):
-                limitations = ("pg_authid is not readable by the login user: passwords were checked with test "
-                               "logins where possible.")
+                limitations = "pg_authid is not readable by the login user: passwords were checked with test logins where possible."
         else:
             users = report_without_catalog(session, wanted)
             limitations = NO_CATALOG_LIMITATIONS
@@ -265,8 +287,7 @@ def main():
     finally:
         if session is not None:
             session.close()
-    finish(module, dict(changed=False, listable=listable, limitations=limitations, users=users, server=server),
-           warnings)
+    finish(module, dict(changed=False, listable=listable, limitations=limitations, users=users, server=server), warnings)
 
 
 if __name__ == "__main__":

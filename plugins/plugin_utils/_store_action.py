@@ -18,13 +18,22 @@ from ansible.parsing.vault import VaultLib, is_encrypted
 from ansible.plugins.action import ActionBase
 from ansible.utils.encrypt import random_password
 
-from ansible_collections.pgtikv.cloud.plugins.module_utils._common import GENERATED_PASSWORD_LENGTH
 from ansible_collections.pgtikv.cloud.plugins.module_utils import _kube_store
+from ansible_collections.pgtikv.cloud.plugins.module_utils._common import GENERATED_PASSWORD_LENGTH
 from ansible_collections.pgtikv.cloud.plugins.module_utils._secret_store import FileStore, SecretStoreError, counts
 
-STORE_DEFAULTS = {"backend": "file", "path": None, "lock_timeout": 120, "vault_encrypt": "auto", "vault_id": None,
-                  "namespace": None, "kubeconfig": None, "context": None,
-                  "name_prefix": _kube_store.DEFAULT_PREFIX, "lease_duration": _kube_store.DEFAULT_LEASE_DURATION}
+STORE_DEFAULTS = {
+    "backend": "file",
+    "path": None,
+    "lock_timeout": 120,
+    "vault_encrypt": "auto",
+    "vault_id": None,
+    "namespace": None,
+    "kubeconfig": None,
+    "context": None,
+    "name_prefix": _kube_store.DEFAULT_PREFIX,
+    "lease_duration": _kube_store.DEFAULT_LEASE_DURATION,
+}
 FILE_ONLY = ("path", "vault_encrypt", "vault_id")
 KUBERNETES_ONLY = ("namespace", "kubeconfig", "context", "name_prefix", "lease_duration")
 # Letters and digits: safe unquoted in YAML, shells, URIs and connection strings.
@@ -40,12 +49,10 @@ def generate_password():
 def store_options(raw):
     """The ``secret_store`` option with its defaults, or SecretStoreError."""
     if not isinstance(raw, dict):
-        raise SecretStoreError("secret_store must be a dictionary with at least 'path' (file) or 'namespace' "
-                               "(kubernetes)")
+        raise SecretStoreError("secret_store must be a dictionary with at least 'path' (file) or 'namespace' (kubernetes)")
     unknown = sorted(set(raw) - set(STORE_DEFAULTS))
     if unknown:
-        raise SecretStoreError("secret_store has unknown keys: %s (known: %s)"
-                               % (", ".join(unknown), ", ".join(sorted(STORE_DEFAULTS))))
+        raise SecretStoreError("secret_store has unknown keys: %s (known: %s)" % (", ".join(unknown), ", ".join(sorted(STORE_DEFAULTS))))
     opts = dict(STORE_DEFAULTS)
     opts.update({k: v for k, v in raw.items() if v is not None})
     given = {k for k, v in raw.items() if v is not None}
@@ -55,18 +62,15 @@ def store_options(raw):
         wrong = sorted(given & set(KUBERNETES_ONLY))
     elif opts["backend"] == "kubernetes":
         if not opts["namespace"] or not isinstance(opts["namespace"], str):
-            raise SecretStoreError("secret_store.namespace is required with backend 'kubernetes': the namespace "
-                                   "of the store's Secrets and Lease")
+            raise SecretStoreError("secret_store.namespace is required with backend 'kubernetes': the namespace of the store's Secrets and Lease")
         err = _kube_store.check_prefix(opts["name_prefix"])
         if err:
             raise SecretStoreError(err)
-        wrong = sorted(given & set(FILE_ONLY) - {"vault_encrypt"} if opts["vault_encrypt"] == "auto"
-                       else given & set(FILE_ONLY))
+        wrong = sorted(given & set(FILE_ONLY) - {"vault_encrypt"} if opts["vault_encrypt"] == "auto" else given & set(FILE_ONLY))
     else:
         raise SecretStoreError("secret_store.backend must be 'file' or 'kubernetes', not %r" % (opts["backend"],))
     if wrong:
-        raise SecretStoreError("secret_store.%s %s not apply to backend %r"
-                               % (", ".join(wrong), "does" if len(wrong) == 1 else "do", opts["backend"]))
+        raise SecretStoreError("secret_store.%s %s not apply to backend %r" % (", ".join(wrong), "does" if len(wrong) == 1 else "do", opts["backend"]))
     for key, least in (("lock_timeout", 0), ("lease_duration", 3)):
         try:
             opts[key] = int(opts[key])
@@ -84,23 +88,26 @@ def open_store(loader, opts, what):
     secrets, or a KubeSecretStore."""
     if opts["backend"] == "kubernetes":
         api = _kube_store.KubeApi(kubeconfig=opts["kubeconfig"], context=opts["context"])
-        return _kube_store.KubeSecretStore(api, opts["namespace"], name_prefix=opts["name_prefix"],
-                                           lock_timeout=opts["lock_timeout"],
-                                           lease_duration=opts["lease_duration"], what=what)
+        return _kube_store.KubeSecretStore(
+            api, opts["namespace"], name_prefix=opts["name_prefix"], lock_timeout=opts["lock_timeout"], lease_duration=opts["lease_duration"], what=what
+        )
     secrets = [s for s in (getattr(getattr(loader, "_vault", None), "secrets", None) or []) if s and s[1]]
     vault = VaultLib(secrets) if secrets else None
     if opts["vault_id"] and vault is not None:
         chosen = [s for s in secrets if s[0] == opts["vault_id"]]
         if not chosen:
-            raise SecretStoreError("secret_store.vault_id %r is not among the vault ids given to this run"
-                                   % opts["vault_id"])
+            raise SecretStoreError("secret_store.vault_id %r is not among the vault ids given to this run" % opts["vault_id"])
     if opts["vault_encrypt"] == "always" and vault is None:
-        raise SecretStoreError("secret_store.vault_encrypt is 'always' but this run has no vault password (give "
-                               "--vault-password-file, --ask-vault-pass or ANSIBLE_VAULT_PASSWORD_FILE)")
+        raise SecretStoreError(
+            "secret_store.vault_encrypt is 'always' but this run has no vault password (give "
+            "--vault-password-file, --ask-vault-pass or ANSIBLE_VAULT_PASSWORD_FILE)"
+        )
     encrypt = decrypt = None
     if vault is not None:
+
         def decrypt(text):
             return to_text(vault.decrypt(to_bytes(text)))
+
         if opts["vault_encrypt"] != "never":
             secret = None
             if opts["vault_id"]:
@@ -108,9 +115,10 @@ def open_store(loader, opts, what):
 
             def encrypt(text):
                 return to_text(vault.encrypt(to_bytes(text), secret=secret, vault_id=opts["vault_id"]))
-    store = FileStore(opts["path"], encrypt=encrypt, decrypt=decrypt,
-                      is_encrypted=lambda text: is_encrypted(to_bytes(text)),
-                      lock_timeout=opts["lock_timeout"], what=what)
+
+    store = FileStore(
+        opts["path"], encrypt=encrypt, decrypt=decrypt, is_encrypted=lambda text: is_encrypted(to_bytes(text)), lock_timeout=opts["lock_timeout"], what=what
+    )
     return store
 
 
@@ -161,21 +169,18 @@ class SecretStoreAction(ActionBase):
                 module_args, added = self.fill(data, args, reads_only)
                 if added:
                     store.save(data)  # write-ahead: on disk before any server can accept them
-                module_result = self._execute_module(module_name=self.MODULE, module_args=module_args,
-                                                     task_vars=task_vars)
+                module_result = self._execute_module(module_name=self.MODULE, module_args=module_args, task_vars=task_vars)
                 promoted = 0 if reads_only else self.promote(data, args, module_result)
                 if promoted:
                     try:
                         store.save(data)
                     except SecretStoreError as exc:
-                        msg = ("%s. The new passwords were applied and proven, and stay in the store as pending; "
-                               "the next run promotes them" % exc)
+                        msg = "%s. The new passwords were applied and proven, and stay in the store as pending; the next run promotes them" % exc
                         module_result["failed"] = True
                         module_result["msg"] = msg
                         if "problems" in module_result:
                             module_result["problems"] = list(module_result["problems"] or []) + [msg]
-                module_result["secret_store"] = dict(counts(data), path=store.describe(), generated=added,
-                                                     promoted=promoted)
+                module_result["secret_store"] = dict(counts(data), path=store.describe(), generated=added, promoted=promoted)
         except SecretStoreError as exc:
             return dict(result, failed=True, changed=False, msg=str(exc))
         self.forget_generated(module_result)

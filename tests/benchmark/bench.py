@@ -44,8 +44,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def fleet(prefix, n):
     def pw():
         return secrets.token_urlsafe(18)
-    return [{"name": "%s_%d" % (prefix, i), "admin_password": pw(),
-             "users": [{"name": "app", "password": pw()}, {"name": "ro", "password": pw()}]} for i in range(n)]
+
+    return [
+        {"name": "%s_%d" % (prefix, i), "admin_password": pw(), "users": [{"name": "app", "password": pw()}, {"name": "ro", "password": pw()}]}
+        for i in range(n)
+    ]
 
 
 def write_vars(path, tenants):
@@ -89,10 +92,15 @@ class Runner:
         self.double = double_log
 
     def playbook(self, label, playbook, extra):
-        env = dict(os.environ, ANSIBLE_PYTHON_INTERPRETER=os.path.join(HERE, "rsspython"),
-                   PGTIKV_BENCH_RSS_LOG=self.rss_log, PGTIKV_BENCH_REAL_PYTHON=self.python,
-                   PGTIKV_BENCH_PD_COUNTS=self.pd_counts,
-                   ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false")
+        env = dict(
+            os.environ,
+            ANSIBLE_PYTHON_INTERPRETER=os.path.join(HERE, "rsspython"),
+            PGTIKV_BENCH_RSS_LOG=self.rss_log,
+            PGTIKV_BENCH_REAL_PYTHON=self.python,
+            PGTIKV_BENCH_PD_COUNTS=self.pd_counts,
+            ANSIBLE_LOCALHOST_WARNING="false",
+            ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
+        )
         open(self.rss_log, "w").close()
         shutil.rmtree(self.pd_counts, ignore_errors=True)
         os.makedirs(self.pd_counts)
@@ -122,17 +130,39 @@ class Runner:
                 pd += sum(json.load(fh).values())
         summary = re.findall(r'"(\d+ tenants: [^"]*)"', text)
         recap = re.search(r"localhost\s+:\s+ok=(\d+)\s+changed=(\d+)", text)
-        return dict(self.double.since(mark), label=label, seconds=round(wall, 2), rss_kib=rss, pd_requests=pd,
-                    summary=summary[-1] if summary else None,
-                    changed_tasks=int(recap.group(2)) if recap else None, log=log)
+        return dict(
+            self.double.since(mark),
+            label=label,
+            seconds=round(wall, 2),
+            rss_kib=rss,
+            pd_requests=pd,
+            summary=summary[-1] if summary else None,
+            changed_tasks=int(recap.group(2)) if recap else None,
+            log=log,
+        )
 
     def floor(self, fleet_path, mode, workers):
         pd = os.environ["PD_ENDPOINTS"].split(",")[0]
         pd = pd if "://" in pd else "http://" + pd
         mark = self.double.mark()
-        out = subprocess.run(["/usr/bin/time", "-f", "RSS %M", self.python, os.path.join(HERE, "floor.py"),
-                              fleet_path, mode, str(workers), pd, os.environ["PG_HOST"], os.environ["PG_PORT"]],
-                             capture_output=True, text=True, check=False)
+        out = subprocess.run(
+            [
+                "/usr/bin/time",
+                "-f",
+                "RSS %M",
+                self.python,
+                os.path.join(HERE, "floor.py"),
+                fleet_path,
+                mode,
+                str(workers),
+                pd,
+                os.environ["PG_HOST"],
+                os.environ["PG_PORT"],
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if out.returncode != 0:
             sys.exit("floor %s failed:\n%s%s" % (mode, out.stdout, out.stderr[-3000:]))
         res = json.loads(out.stdout.strip().splitlines()[-1])
@@ -159,15 +189,16 @@ def measure(run, n, workers, sfx, results):
     def floor_run(mode, tag):
         r = run.floor(floor_paths[tag], mode, workers)
         results["floor_%s_%s" % (mode, tag)] = r
-        print("N=%-6d %-16s %8.2f s  per tenant: %s" % (
-            n, "floor_%s (%s)" % (mode, tag), r["seconds"], per_tenant_calls(r, n)), flush=True)
+        print("N=%-6d %-16s %8.2f s  per tenant: %s" % (n, "floor_%s (%s)" % (mode, tag), r["seconds"], per_tenant_calls(r, n)), flush=True)
 
     def role_run(mode):
-        r = run.playbook("role_%s_%d" % (mode, n), "pgtikv.cloud.provision",
-                         {"pgtikv_tenants_file": role_vars, "tenants_max_workers": workers})
+        r = run.playbook("role_%s_%d" % (mode, n), "pgtikv.cloud.provision", {"pgtikv_tenants_file": role_vars, "tenants_max_workers": workers})
         results["role_" + mode] = r
-        print("N=%-6d %-16s %8.2f s  per tenant: %s  %s (changed tasks: %s)" % (
-            n, "role_" + mode, r["seconds"], per_tenant_calls(r, n), r["summary"], r["changed_tasks"]), flush=True)
+        print(
+            "N=%-6d %-16s %8.2f s  per tenant: %s  %s (changed tasks: %s)"
+            % (n, "role_" + mode, r["seconds"], per_tenant_calls(r, n), r["summary"], r["changed_tasks"]),
+            flush=True,
+        )
 
     # The floor runs right before and right after the role, and the mean is
     # used: the stack gets slower as PD and the double accumulate keyspaces.
@@ -186,8 +217,10 @@ def measure(run, n, workers, sfx, results):
             merged[key] = sum(p[key] for p in pair) / 2.0
         results["floor_" + mode] = merged
     expect_create = "%d tenants: %d created, 0 changed, 0 unchanged, 0 failed; users: %d created" % (n, n, 2 * n)
-    if not (results["role_create"]["summary"] or "").startswith(expect_create) or \
-            "%d tenants verified, 0 incomplete" % n not in results["role_create"]["summary"]:
+    if (
+        not (results["role_create"]["summary"] or "").startswith(expect_create)
+        or "%d tenants verified, 0 incomplete" % n not in results["role_create"]["summary"]
+    ):
         sys.exit("the role did not provision and verify every tenant: %s" % results["role_create"]["summary"])
     if "%d unchanged" % n not in (results["role_noop"]["summary"] or "") or results["role_noop"]["changed_tasks"]:
         sys.exit("the re-run was not a no-op: %s" % results["role_noop"]["summary"])
@@ -204,15 +237,16 @@ def measure_noop(run, path, workers, results):
         json.dump(json.load(fh)["pgtikv_tenants"], out)
     for tag in ("a", "b"):
         if tag == "b":
-            r = run.playbook("role_noop_%d" % n, "pgtikv.cloud.provision",
-                             {"pgtikv_tenants_file": path, "tenants_max_workers": workers})
+            r = run.playbook("role_noop_%d" % n, "pgtikv.cloud.provision", {"pgtikv_tenants_file": path, "tenants_max_workers": workers})
             results["role_noop"] = r
-            print("N=%-6d %-16s %8.2f s  per tenant: %s  %s (changed tasks: %s)" % (
-                n, "role_noop", r["seconds"], per_tenant_calls(r, n), r["summary"], r["changed_tasks"]), flush=True)
+            print(
+                "N=%-6d %-16s %8.2f s  per tenant: %s  %s (changed tasks: %s)"
+                % (n, "role_noop", r["seconds"], per_tenant_calls(r, n), r["summary"], r["changed_tasks"]),
+                flush=True,
+            )
         r = run.floor(floor_path, "noop", workers)
         results["floor_noop_" + tag] = r
-        print("N=%-6d %-16s %8.2f s  per tenant: %s" % (
-            n, "floor_noop (%s)" % tag, r["seconds"], per_tenant_calls(r, n)), flush=True)
+        print("N=%-6d %-16s %8.2f s  per tenant: %s" % (n, "floor_noop (%s)" % tag, r["seconds"], per_tenant_calls(r, n)), flush=True)
     pair = [results["floor_noop_a"], results["floor_noop_b"]]
     merged = {"seconds": sum(p["seconds"] for p in pair) / 2.0, "rss_kib": max(p["rss_kib"] for p in pair)}
     for key in ("logins", "statements", "startup_probes", "pd_requests"):
@@ -229,8 +263,10 @@ def naive(run, n, workers, sfx, results):
     for mode in ("create", "noop"):
         r = run.playbook("naive_%s" % mode, os.path.join(HERE, "naive.yml"), {"pgtikv_tenants_file": naive_vars})
         results["naive_" + mode] = r
-        print("N=%-6d %-16s %8.2f s  per tenant: %s (changed tasks: %s)" % (
-            n, "naive_" + mode, r["seconds"], per_tenant_calls(r, n), r["changed_tasks"]), flush=True)
+        print(
+            "N=%-6d %-16s %8.2f s  per tenant: %s (changed tasks: %s)" % (n, "naive_" + mode, r["seconds"], per_tenant_calls(r, n), r["changed_tasks"]),
+            flush=True,
+        )
 
 
 def main():
@@ -238,8 +274,10 @@ def main():
     ap.add_argument("--n", default="100,1000,10000", help="tenant counts for the role and the floor, comma-separated")
     ap.add_argument("--n-naive", type=int, default=100, help="tenants for the naive loop (0: skip it)")
     ap.add_argument("--workers", type=int, default=8, help="bulk module / floor concurrency")
-    ap.add_argument("--noop-fleet", help="also measure only the no-op on this existing fleet (a provision .json "
-                    "file whose tenants exist): the role and the floor on the same list")
+    ap.add_argument(
+        "--noop-fleet",
+        help="also measure only the no-op on this existing fleet (a provision .json file whose tenants exist): the role and the floor on the same list",
+    )
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--python", default=sys.executable, help="interpreter for modules and the floor")
     args = ap.parse_args()
@@ -252,10 +290,12 @@ def main():
     run = Runner(work, args.python, DoubleLog(os.path.join(os.environ["PGTIKV_STACK_DIR"], "logs", "double.log")))
     sfx = secrets.token_hex(2)
     load = os.getloadavg()
-    everything = {"n": sizes, "n_naive": args.n_naive, "workers": args.workers, "nproc": os.cpu_count(),
-                  "load_before": load, "runs": {}}
-    print("work dir %s; N=%s, N_naive=%d, workers=%d, %d CPUs, load average before: %.2f %.2f %.2f"
-          % (work, sizes, args.n_naive, args.workers, os.cpu_count(), load[0], load[1], load[2]), flush=True)
+    everything = {"n": sizes, "n_naive": args.n_naive, "workers": args.workers, "nproc": os.cpu_count(), "load_before": load, "runs": {}}
+    print(
+        "work dir %s; N=%s, N_naive=%d, workers=%d, %d CPUs, load average before: %.2f %.2f %.2f"
+        % (work, sizes, args.n_naive, args.workers, os.cpu_count(), load[0], load[1], load[2]),
+        flush=True,
+    )
     base = run.playbook("baseline", os.path.join(HERE, "baseline.yml"), {})
     everything["ansible_baseline"] = base
     print("ansible-playbook startup (one module task): %.2f s" % base["seconds"], flush=True)
@@ -274,14 +314,16 @@ def main():
 
     rows = []
     print()
-    print("| Run | N | Wall time | Per tenant | Logins | Statements | Startup probes | PD requests | "
-          "Peak RSS of the module process |")
+    print("| Run | N | Wall time | Per tenant | Logins | Statements | Startup probes | PD requests | Peak RSS of the module process |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n in sizes:
         results = everything["runs"][n]
-        names = [("role_create", "tenants role, from empty"), ("role_noop", "tenants role, no-op re-run"),
-                 ("floor_create", "floor, from empty (mean of before/after)"),
-                 ("floor_noop", "floor, no-op (mean of before/after)")]
+        names = [
+            ("role_create", "tenants role, from empty"),
+            ("role_noop", "tenants role, no-op re-run"),
+            ("floor_create", "floor, from empty (mean of before/after)"),
+            ("floor_noop", "floor, no-op (mean of before/after)"),
+        ]
         names = [(key, name) for key, name in names if key in results]
         if "naive_create" in results:
             names += [("naive_create", "naive loop, from empty"), ("naive_noop", "naive loop, no-op re-run")]
@@ -290,10 +332,21 @@ def main():
             kib = r["rss_kib"] if isinstance(r["rss_kib"], int) else max(list(r["rss_kib"].values()) or [0])
             calls = per_tenant_calls(r, n)
             rows.append((key, n, r["seconds"]))
-            print("| %s | %d | %.1f s | %.2f ms | %g | %g | %g | %g | %.0f MiB%s |" % (
-                name, n, r["seconds"], r["seconds"] * 1000.0 / n, calls["logins"], calls["statements"],
-                calls["startup_probes"], calls["pd_requests"], kib / 1024.0,
-                " (whole script)" if key.startswith("floor") else ""))
+            print(
+                "| %s | %d | %.1f s | %.2f ms | %g | %g | %g | %g | %.0f MiB%s |"
+                % (
+                    name,
+                    n,
+                    r["seconds"],
+                    r["seconds"] * 1000.0 / n,
+                    calls["logins"],
+                    calls["statements"],
+                    calls["startup_probes"],
+                    calls["pd_requests"],
+                    kib / 1024.0,
+                    " (whole script)" if key.startswith("floor") else "",
+                )
+            )
 
     def secs(n, key):
         return everything["runs"].get(n, {}).get(key, {}).get("seconds")
@@ -307,16 +360,14 @@ def main():
             if "role_" + mode not in everything["runs"][n]:
                 continue
             ratios["role_vs_floor_%s_%d" % (mode, n)] = r = secs(n, "role_" + mode) / secs(n, "floor_" + mode)
-            print("| role / floor, %s, N=%d | %.2fx | %s |" % (
-                "from empty" if mode == "create" else "no-op", n, r, "<= 1.5x" if n == 10000 else ""))
+            print("| role / floor, %s, N=%d | %.2fx | %s |" % ("from empty" if mode == "create" else "no-op", n, r, "<= 1.5x" if n == 10000 else ""))
     if 1000 in sizes and 10000 in sizes:
         for mode in ("create", "noop"):
             if secs(10000, "role_" + mode) is None:
                 continue
             r = (secs(10000, "role_" + mode) / 10000.0) / (secs(1000, "role_" + mode) / 1000.0)
             ratios["per_tenant_10000_vs_1000_%s" % mode] = r
-            print("| role per tenant, N=10,000 / N=1,000, %s | %.2fx | <= 1.3x |" % (
-                "from empty" if mode == "create" else "no-op", r))
+            print("| role per tenant, N=10,000 / N=1,000, %s | %.2fx | <= 1.3x |" % ("from empty" if mode == "create" else "no-op", r))
             targets["per tenant at 10,000 within 1.3x of 1,000 (%s)" % mode] = r <= 1.3
     if args.n_naive in sizes and "naive_create" in everything["runs"][args.n_naive]:
         nn = args.n_naive
@@ -335,14 +386,15 @@ def main():
         rss = max(everything["runs"][10000]["role_%s" % m]["rss_kib"].get("pg_tikv_tenants", 0) for m in ran)
         targets["N=10,000 peak RSS of the module <= 150 MiB (%.0f MiB)" % (rss / 1024.0)] = rss <= 150 * 1024
         for mode in ran:
-            targets["N=10,000 role within 1.5x of the floor (%s)" % mode] = \
-                ratios["role_vs_floor_%s_10000" % mode] <= 1.5
+            targets["N=10,000 role within 1.5x of the floor (%s)" % mode] = ratios["role_vs_floor_%s_10000" % mode] <= 1.5
     everything["ratios"] = ratios
     everything["targets"] = targets
     print()
     load = everything["load_after"]
-    print("ansible-playbook startup alone: %.2f s; %d CPUs; bulk module workers: %d; load average after: "
-          "%.2f %.2f %.2f" % (base["seconds"], os.cpu_count(), args.workers, load[0], load[1], load[2]))
+    print(
+        "ansible-playbook startup alone: %.2f s; %d CPUs; bulk module workers: %d; load average after: "
+        "%.2f %.2f %.2f" % (base["seconds"], os.cpu_count(), args.workers, load[0], load[1], load[2])
+    )
     for name, ok in targets.items():
         print("  %-64s %s" % (name, "met" if ok else "MISSED"))
     if args.json:

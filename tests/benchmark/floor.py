@@ -74,8 +74,7 @@ class Floor:
         """An open connection, or None when the login is refused."""
         count("logins")
         try:
-            conn = psycopg2.connect(host=self.host, port=self.port, user="%s.%s" % (tenant, user),
-                                    password=password, dbname="postgres", connect_timeout=10)
+            conn = psycopg2.connect(host=self.host, port=self.port, user="%s.%s" % (tenant, user), password=password, dbname="postgres", connect_timeout=10)
         except psycopg2.OperationalError as exc:
             if "password authentication failed" in str(exc).lower():
                 return None
@@ -105,9 +104,9 @@ class Floor:
         self.pd_call("POST", "/pd/api/v2/keyspaces", json={"name": t["name"]})
         conn = self.login(t["name"], "admin", "admin")
         try:
-            self.run(conn, "ALTER ROLE \"admin\" WITH PASSWORD %s" % literal(t["admin_password"]))
+            self.run(conn, 'ALTER ROLE "admin" WITH PASSWORD %s' % literal(t["admin_password"]))
             for user in t["users"]:
-                self.run(conn, "CREATE ROLE \"%s\" WITH LOGIN PASSWORD %s" % (user["name"], literal(user["password"])))
+                self.run(conn, 'CREATE ROLE "%s" WITH LOGIN PASSWORD %s' % (user["name"], literal(user["password"])))
         finally:
             conn.close()
         assert self.logs_in(t["name"], "admin", t["admin_password"])

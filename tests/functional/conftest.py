@@ -52,10 +52,9 @@ def load_stack_env():
             for line in fh:
                 line = line.strip()
                 if line.startswith("export ") and "=" in line:
-                    key, _ignored, value = line[len("export "):].partition("=")
+                    key, _ignored, value = line[len("export ") :].partition("=")
                     env[key.strip()] = value.strip().strip("'\"")
-    for key in ("PD_ENDPOINTS", "PG_HOST", "PG_PORT", "POSTGRES_HOST", "POSTGRES_PORT",
-                "POSTGRES_USER", "POSTGRES_PASSWORD", "PGTIKV_STACK_DIR"):
+    for key in ("PD_ENDPOINTS", "PG_HOST", "PG_PORT", "POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER", "POSTGRES_PASSWORD", "PGTIKV_STACK_DIR"):
         if os.environ.get(key):
             env[key] = os.environ[key]
     return env
@@ -84,8 +83,7 @@ def pd_url(pd_endpoints):
     except requests.RequestException as exc:
         pytest.fail("PD at %s is not reachable (%s): %s" % (base, exc, HOW_TO_START), pytrace=False)
     if resp.status_code != 200:
-        pytest.fail("PD keyspace API not ready (%s %r): %s" % (resp.status_code, resp.text, HOW_TO_START),
-                    pytrace=False)
+        pytest.fail("PD keyspace API not ready (%s %r): %s" % (resp.status_code, resp.text, HOW_TO_START), pytrace=False)
     return base
 
 
@@ -108,8 +106,7 @@ def pd_get_keyspace(pd_url, name):
 
 
 def pd_set_state(pd_url, name, state):
-    resp = requests.put(pd_url + "/pd/api/v2/keyspaces/%s/state" % name, json={"state": state},
-                        timeout=HTTP_TIMEOUT)
+    resp = requests.put(pd_url + "/pd/api/v2/keyspaces/%s/state" % name, json={"state": state}, timeout=HTTP_TIMEOUT)
     assert resp.status_code == 200, "PUT state %s of %s: %s %s" % (state, name, resp.status_code, resp.text)
     return resp.json()
 
@@ -134,20 +131,17 @@ def keyspace(make_keyspace):
 # --------------------------------------------------------------------------- psql
 
 
-def run_psql(port, user, password, *commands, host="127.0.0.1", dbname="postgres", sslmode="disable",
-             stdin="", env=None, timeout=60):
+def run_psql(port, user, password, *commands, host="127.0.0.1", dbname="postgres", sslmode="disable", stdin="", env=None, timeout=60):
     """Run the psql CLI (-X -w -At, one -c per command); return CompletedProcess."""
     argv = ["psql", "-X", "-w", "-At", "-h", host, "-p", str(port), "-U", user, "-d", dbname]
     for command in commands:
         argv += ["-c", command]
     full_env = dict(os.environ)
-    full_env.update({"PGPASSWORD": password, "PGCONNECT_TIMEOUT": "10", "PGSSLMODE": sslmode,
-                     "PGAPPNAME": "pgtikv-functional"})
+    full_env.update({"PGPASSWORD": password, "PGCONNECT_TIMEOUT": "10", "PGSSLMODE": sslmode, "PGAPPNAME": "pgtikv-functional"})
     if password is None:
         full_env.pop("PGPASSWORD")
     full_env.update(env or {})
-    return subprocess.run(argv, input=stdin, capture_output=True, text=True, env=full_env, timeout=timeout,
-                          check=False)
+    return subprocess.run(argv, input=stdin, capture_output=True, text=True, env=full_env, timeout=timeout, check=False)
 
 
 # ------------------------------------------------------------- raw wire client
@@ -275,17 +269,27 @@ class DoubleProcess:
         self.proc = None
 
     def start(self, wait=30):
-        argv = [sys.executable, str(DOUBLE_SERVER), "--host", "127.0.0.1", "--port", str(self.port),
-                "--pd-endpoints", self.pd_endpoints, "--state-file", str(self.state_file)] + self.args
+        argv = [
+            sys.executable,
+            str(DOUBLE_SERVER),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--pd-endpoints",
+            self.pd_endpoints,
+            "--state-file",
+            str(self.state_file),
+        ] + self.args
         log = open(self.log_path, "ab")  # pylint: disable=consider-using-with
         self.proc = subprocess.Popen(  # pylint: disable=consider-using-with
-            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+        )
         log.close()
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError("the double exited (rc %s) during startup:\n%s"
-                                     % (self.proc.returncode, self.log_text()[-3000:]))
+                raise AssertionError("the double exited (rc %s) during startup:\n%s" % (self.proc.returncode, self.log_text()[-3000:]))
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
                     return self
@@ -339,8 +343,7 @@ def double_factory(pd_endpoints, pd_url, tmp_path_factory):  # pylint: disable=u
 
 def pg_connect(port, user, password, autocommit=True, sslmode="disable", **kwargs):
     """A psycopg2 connection (autocommit by default, as pg-tikv requires)."""
-    conn = psycopg2.connect(host="127.0.0.1", port=port, user=user, password=password, dbname="postgres",
-                            sslmode=sslmode, connect_timeout=10, **kwargs)
+    conn = psycopg2.connect(host="127.0.0.1", port=port, user=user, password=password, dbname="postgres", sslmode=sslmode, connect_timeout=10, **kwargs)
     conn.autocommit = autocommit
     return conn
 
@@ -373,11 +376,20 @@ def outage_session_works_again(conn):
 def helpers():
     """The module-level helpers of this conftest, for test modules."""
     return types.SimpleNamespace(
-        unique_name=unique_name, pd_create_keyspace=pd_create_keyspace, pd_get_keyspace=pd_get_keyspace,
-        pd_set_state=pd_set_state, run_psql=run_psql, RawPg=RawPg, raw_login=raw_login,
-        parse_error_fields=parse_error_fields, free_port=free_port, pg_connect=pg_connect,
-        DoubleProcess=DoubleProcess, outage_statements_fail=outage_statements_fail,
-        outage_session_works_again=outage_session_works_again)
+        unique_name=unique_name,
+        pd_create_keyspace=pd_create_keyspace,
+        pd_get_keyspace=pd_get_keyspace,
+        pd_set_state=pd_set_state,
+        run_psql=run_psql,
+        RawPg=RawPg,
+        raw_login=raw_login,
+        parse_error_fields=parse_error_fields,
+        free_port=free_port,
+        pg_connect=pg_connect,
+        DoubleProcess=DoubleProcess,
+        outage_statements_fail=outage_statements_fail,
+        outage_session_works_again=outage_session_works_again,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -53,9 +53,9 @@ def test_parameter_status_set_backend_key_and_ready(double, keyspace, helpers):
     DateStyle (no standard_conforming_strings), then BackendKeyData and
     ReadyForQuery(I)."""
     res = helpers.raw_login(double.port, keyspace + ".admin", "admin")
-    assert sorted(res["parameters"]) == sorted([
-        ("server_version", "15.0"), ("server_encoding", "UTF8"),
-        ("client_encoding", "UTF8"), ("DateStyle", "ISO, MDY")])
+    assert sorted(res["parameters"]) == sorted(
+        [("server_version", "15.0"), ("server_encoding", "UTF8"), ("client_encoding", "UTF8"), ("DateStyle", "ISO, MDY")]
+    )
     types = [t for t, _ignored in res["messages"]]
     assert types == [b"R", b"S", b"S", b"S", b"S", b"K", b"Z"]
     assert res["ready"] == b"I"
@@ -104,8 +104,7 @@ def test_admin_comes_back_after_drop(double, keyspace, helpers):
 
 def test_admin_comes_back_after_rename_and_the_renamed_role_keeps_the_hash(double, keyspace, helpers):
     """§2.2, §3.2: RENAME keeps the hash; ``admin`` re-bootstraps."""
-    _admin_exec(helpers, double.port, keyspace, "ALTER ROLE admin PASSWORD 'rotated'",
-                "ALTER ROLE admin RENAME TO boss", password="admin")
+    _admin_exec(helpers, double.port, keyspace, "ALTER ROLE admin PASSWORD 'rotated'", "ALTER ROLE admin RENAME TO boss", password="admin")
     assert helpers.run_psql(double.port, keyspace + ".boss", "rotated", "SELECT 1").returncode == 0
     assert helpers.run_psql(double.port, keyspace + ".admin", "admin", "SELECT 1").returncode == 0
 
@@ -187,8 +186,7 @@ def test_psycopg2_quoting_doubles_backslashes_in_passwords(double, keyspace, hel
     assert helpers.raw_login(double.port, keyspace + ".bs", "a\\\\b")["error"] is None
 
 
-@pytest.mark.parametrize("request_code, extra", [(80877104, b""), (80877102, b"\x00\x00\x10\x00\x12\x34\x56\x78")],
-                         ids=["GSSENCRequest", "CancelRequest"])
+@pytest.mark.parametrize("request_code, extra", [(80877104, b""), (80877102, b"\x00\x00\x10\x00\x12\x34\x56\x78")], ids=["GSSENCRequest", "CancelRequest"])
 def test_gssenc_and_cancel_requests_drop_the_connection(request_code, extra, double):
     """§3.6a: pgwire 0.28 answers neither: no ``N`` to GSSENCRequest, nothing
     to CancelRequest; the server closes the connection."""

@@ -39,24 +39,33 @@ class LibPQ:
         lib = self.lib = _load_libpq()
         vp, cp, i = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int
         for name, res, args in (
-                ("PQconnectdb", vp, [cp]), ("PQstatus", i, [vp]), ("PQerrorMessage", cp, [vp]),
-                ("PQfinish", None, [vp]),
-                ("PQexecParams", vp, [vp, cp, i, vp, vp, vp, vp, i]),
-                ("PQexec", vp, [vp, cp]),
-                ("PQprepare", vp, [vp, cp, cp, i, vp]), ("PQdescribePrepared", vp, [vp, cp]),
-                ("PQresultStatus", i, [vp]), ("PQresultErrorField", cp, [vp, i]),
-                ("PQresultErrorMessage", cp, [vp]),
-                ("PQnfields", i, [vp]), ("PQfname", cp, [vp, i]), ("PQftype", ctypes.c_uint, [vp, i]),
-                ("PQnparams", i, [vp]), ("PQparamtype", ctypes.c_uint, [vp, i]),
-                ("PQntuples", i, [vp]), ("PQgetvalue", cp, [vp, i, i]), ("PQcmdStatus", cp, [vp]),
-                ("PQgetisnull", i, [vp, i, i]),
-                ("PQclear", None, [vp])):
+            ("PQconnectdb", vp, [cp]),
+            ("PQstatus", i, [vp]),
+            ("PQerrorMessage", cp, [vp]),
+            ("PQfinish", None, [vp]),
+            ("PQexecParams", vp, [vp, cp, i, vp, vp, vp, vp, i]),
+            ("PQexec", vp, [vp, cp]),
+            ("PQprepare", vp, [vp, cp, cp, i, vp]),
+            ("PQdescribePrepared", vp, [vp, cp]),
+            ("PQresultStatus", i, [vp]),
+            ("PQresultErrorField", cp, [vp, i]),
+            ("PQresultErrorMessage", cp, [vp]),
+            ("PQnfields", i, [vp]),
+            ("PQfname", cp, [vp, i]),
+            ("PQftype", ctypes.c_uint, [vp, i]),
+            ("PQnparams", i, [vp]),
+            ("PQparamtype", ctypes.c_uint, [vp, i]),
+            ("PQntuples", i, [vp]),
+            ("PQgetvalue", cp, [vp, i, i]),
+            ("PQcmdStatus", cp, [vp]),
+            ("PQgetisnull", i, [vp, i, i]),
+            ("PQclear", None, [vp]),
+        ):
             fn = getattr(lib, name)
             fn.restype, fn.argtypes = res, args
 
     def connect(self, port, user, password):
-        conninfo = "host=127.0.0.1 port=%d user='%s' password='%s' dbname=postgres sslmode=disable " \
-                   "connect_timeout=10" % (port, user, password)
+        conninfo = "host=127.0.0.1 port=%d user='%s' password='%s' dbname=postgres sslmode=disable connect_timeout=10" % (port, user, password)
         conn = self.lib.PQconnectdb(conninfo.encode())
         if self.lib.PQstatus(conn) != 0:
             message = self.lib.PQerrorMessage(conn).decode()
@@ -69,13 +78,16 @@ class LibPQ:
         lib = self.lib
         try:
             status = lib.PQresultStatus(res)
-            out = {"status": status, "cmd": (lib.PQcmdStatus(res) or b"").decode(),
-                   "sqlstate": (lib.PQresultErrorField(res, ord("C")) or b"").decode(),
-                   "message": (lib.PQresultErrorField(res, ord("M")) or b"").decode(),
-                   "error": (lib.PQresultErrorMessage(res) or b"").decode(),
-                   "fields": [(lib.PQfname(res, k).decode(), lib.PQftype(res, k)) for k in range(lib.PQnfields(res))],
-                   "params": [lib.PQparamtype(res, k) for k in range(lib.PQnparams(res))],
-                   "rows": []}
+            out = {
+                "status": status,
+                "cmd": (lib.PQcmdStatus(res) or b"").decode(),
+                "sqlstate": (lib.PQresultErrorField(res, ord("C")) or b"").decode(),
+                "message": (lib.PQresultErrorField(res, ord("M")) or b"").decode(),
+                "error": (lib.PQresultErrorMessage(res) or b"").decode(),
+                "fields": [(lib.PQfname(res, k).decode(), lib.PQftype(res, k)) for k in range(lib.PQnfields(res))],
+                "params": [lib.PQparamtype(res, k) for k in range(lib.PQnparams(res))],
+                "rows": [],
+            }
             for r in range(lib.PQntuples(res)):
                 out["rows"].append([lib.PQgetvalue(res, r, c).decode() for c in range(lib.PQnfields(res))])
             return out
@@ -163,11 +175,9 @@ def test_parameters_of_other_types_arrive_as_null(oid, libpq, pq, double, keyspa
     """§3.6a: a json/uuid/numeric/... parameter is not decoded as a string:
     it arrives as NULL. ``SELECT $1`` returns NULL, and ``PASSWORD $1`` is
     ``PASSWORD NULL``: an empty password on CREATE (§3.5)."""
-    value = {OID_JSON: '{"a": 1}', OID_UUID: "0e2b7a3c-4b8a-4c39-9f37-5f4d0f7f1e11",
-             OID_NUMERIC: "12.5", OID_DATE: "2026-12-04"}[oid]
+    value = {OID_JSON: '{"a": 1}', OID_UUID: "0e2b7a3c-4b8a-4c39-9f37-5f4d0f7f1e11", OID_NUMERIC: "12.5", OID_DATE: "2026-12-04"}[oid]
     lib = libpq.lib
-    res = lib.PQexecParams(pq, b"SELECT $1", 1, (ctypes.c_uint * 1)(oid), (ctypes.c_char_p * 1)(value.encode()),
-                           None, None, 0)
+    res = lib.PQexecParams(pq, b"SELECT $1", 1, (ctypes.c_uint * 1)(oid), (ctypes.c_char_p * 1)(value.encode()), None, None, 0)
     try:
         assert lib.PQresultStatus(res) == PGRES_TUPLES_OK
         assert lib.PQntuples(res) == 1 and lib.PQgetisnull(res, 0, 0) == 1

@@ -9,8 +9,10 @@ import re
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # An import (or path hack / dynamic load) that names the double.
-IMPORT_RE = re.compile(r"(\bimport\b|\bfrom\b|sys\.path|importlib|runpy|__import__|exec\(|spec_from_file)"
-                       r".*pgtikv_double|pgtikv_double.*\bimport\b")
+IMPORT_RE = re.compile(
+    r"(\bimport\b|\bfrom\b|sys\.path|importlib|runpy|__import__|exec\(|spec_from_file)"
+    r".*pgtikv_double|pgtikv_double.*\bimport\b"
+)
 
 
 def test_nothing_in_the_collection_imports_the_double():

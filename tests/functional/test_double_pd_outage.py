@@ -78,8 +78,7 @@ def test_real_pd_killed_and_restarted(double, stack_env, pd_url, make_keyspace, 
             assert res["error"]["C"] == "XX000"
             # A login to a tenant not yet cached: 28P01, as for a missing tenant (§1.4).
             res = helpers.raw_login(double.port, never_seen + ".admin", "admin")
-            assert res["error"] == {"S": "FATAL", "C": "28P01",
-                                    "M": 'Password authentication failed for user "admin"'}
+            assert res["error"] == {"S": "FATAL", "C": "28P01", "M": 'Password authentication failed for user "admin"'}
 
             started = _restart_stack(stack_dir)
             assert started.returncode == 0, started.stderr[-3000:]

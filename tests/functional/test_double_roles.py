@@ -83,8 +83,7 @@ def test_create_alter_drop_role_and_command_tags(tenant):
 def test_every_sql_error_is_error_xx000(tenant):
     """§0 item 2: every SQL error is severity ERROR, SQLSTATE XX000."""
     tenant.run("CREATE ROLE dup")
-    for sql in ("CREATE ROLE dup", "DROP ROLE nobody", "CREATE USER u", "SELECT * FROM pg_roles",
-                "SHOW server_version", "GRANT SELECT ON t TO nobody"):
+    for sql in ("CREATE ROLE dup", "DROP ROLE nobody", "CREATE USER u", "SELECT * FROM pg_roles", "SHOW server_version", "GRANT SELECT ON t TO nobody"):
         severity, code, _ignored = tenant.error(sql)
         assert (severity, code) == ("ERROR", "XX000"), sql
 
@@ -105,14 +104,12 @@ def test_login_defaults_to_false_and_options_apply(tenant):
     [NO]SUPERUSER, [NO]CREATEDB, [NO]CREATEROLE and CONNECTION LIMIT."""
     tenant.run("CREATE ROLE opt PASSWORD 'p' SUPERUSER CONNECTION LIMIT 5 VALID UNTIL 'infinity'")
     rec = tenant.user_record("opt")
-    assert (rec["can_login"], rec["is_superuser"], rec["can_create_db"], rec["can_create_role"]) == \
-        (False, True, False, False)
+    assert (rec["can_login"], rec["is_superuser"], rec["can_create_db"], rec["can_create_role"]) == (False, True, False, False)
     assert rec["connection_limit"] == -1 and rec["valid_until"] is None  # parsed and discarded on CREATE
     assert tenant.login("opt", "p")["C"] == "XX000"
     tenant.run("ALTER ROLE opt WITH LOGIN NOSUPERUSER CREATEDB CREATEROLE CONNECTION LIMIT 7")
     rec = tenant.user_record("opt")
-    assert (rec["can_login"], rec["is_superuser"], rec["can_create_db"], rec["can_create_role"]) == \
-        (True, False, True, True)
+    assert (rec["can_login"], rec["is_superuser"], rec["can_create_db"], rec["can_create_role"]) == (True, False, True, True)
     assert rec["connection_limit"] == 7
     assert tenant.login("opt", "p") is None
     tenant.run("ALTER ROLE opt NOLOGIN")
@@ -122,11 +119,9 @@ def test_login_defaults_to_false_and_options_apply(tenant):
 def test_create_role_parsed_and_discarded_options(tenant):
     """§3.1: INHERIT, BYPASSRLS, REPLICATION, IN ROLE, ROLE, ADMIN,
     USER are parsed and discarded; duplicated options are parse errors."""
-    assert tenant.run("CREATE ROLE many LOGIN INHERIT NOBYPASSRLS REPLICATION IN ROLE a, b "
-                      "ROLE c ADMIN d USER e PASSWORD 'x'") == "CREATE ROLE"
+    assert tenant.run("CREATE ROLE many LOGIN INHERIT NOBYPASSRLS REPLICATION IN ROLE a, b ROLE c ADMIN d USER e PASSWORD 'x'") == "CREATE ROLE"
     assert tenant.login("many", "x") is None
-    assert tenant.error("CREATE ROLE twice LOGIN NOLOGIN")[2] == PARSE + \
-        "Found multiple LOGIN or NOLOGIN at Line: 1, Column 25"
+    assert tenant.error("CREATE ROLE twice LOGIN NOLOGIN")[2] == PARSE + "Found multiple LOGIN or NOLOGIN at Line: 1, Column 25"
 
 
 def test_if_not_exists_skips_without_updating(tenant):
@@ -138,8 +133,7 @@ def test_if_not_exists_skips_without_updating(tenant):
     assert tenant.run("CREATE ROLE IF NOT EXISTS ine2 LOGIN PASSWORD 'p2'") == "CREATE ROLE"
     assert tenant.login("ine2", "p2") is None
     # sqlparser takes IF NOT EXISTS right after ROLE only.
-    assert tenant.error("CREATE ROLE ine3 IF NOT EXISTS")[2] == PARSE + \
-        "Expected end of statement, found: IF at Line: 1, Column 18"
+    assert tenant.error("CREATE ROLE ine3 IF NOT EXISTS")[2] == PARSE + "Expected end of statement, found: IF at Line: 1, Column 18"
 
 
 def test_qualified_name_creates_its_last_part(tenant):
@@ -210,8 +204,7 @@ def test_plain_literal_unescapes_quotes_and_keeps_backslashes(tenant):
     assert tenant.login("lit", "it's\n")["C"] == "28P01"
 
 
-@pytest.mark.parametrize("literal", ["E'secret'", "$$secret$$", "$tag$secret$tag$", "N'secret'", "NULL",
-                                     "12345", "X'0A'", '"secret"', "TRUE", "$1"])
+@pytest.mark.parametrize("literal", ["E'secret'", "$$secret$$", "$tag$secret$tag$", "N'secret'", "NULL", "12345", "X'0A'", '"secret"', "TRUE", "$1"])
 def test_non_plain_password_literal_gives_empty_password_on_create(literal, tenant, helpers):
     """§0 item 3, 3.1, 3.5: E'', $$, N'', NULL, numbers (and any
     non-plain literal) are silently ignored: CREATE stores the empty password."""
@@ -248,9 +241,14 @@ def test_rename(tenant):
 def test_set_and_reset_are_the_existence_probe(tenant):
     """§3.2: SET/RESET look the role up and do nothing else."""
     tenant.run("CREATE ROLE probe LOGIN PASSWORD 'pp'")
-    for sql in ("ALTER ROLE probe RESET ALL", "ALTER ROLE probe RESET search_path",
-                "ALTER ROLE probe SET search_path = public", "ALTER ROLE probe SET work_mem TO DEFAULT",
-                "ALTER ROLE probe IN DATABASE postgres SET x = 1", "ALTER ROLE probe SET x FROM CURRENT"):
+    for sql in (
+        "ALTER ROLE probe RESET ALL",
+        "ALTER ROLE probe RESET search_path",
+        "ALTER ROLE probe SET search_path = public",
+        "ALTER ROLE probe SET work_mem TO DEFAULT",
+        "ALTER ROLE probe IN DATABASE postgres SET x = 1",
+        "ALTER ROLE probe SET x FROM CURRENT",
+    ):
         assert tenant.run(sql) == "ALTER ROLE", sql
     assert tenant.login("probe", "pp") is None
     assert tenant.error("ALTER ROLE nope SET search_path = public")[2] == "Role 'nope' does not exist"
@@ -277,25 +275,27 @@ def test_create_role_list_is_one_transaction(tenant):
     assert tenant.login("cl_c", "same") is None and tenant.login("cl_d", "same") is None
 
 
-@pytest.mark.parametrize("sql, message", [
-    ("CREATE USER u", "Expected an object type after CREATE, found: USER at Line: 1, Column 8"),
-    ("CREATE USER u WITH PASSWORD 'x'", "Expected an object type after CREATE, found: USER at Line: 1, Column 8"),
-    ("ALTER USER u PASSWORD 'x'", "Expected one of VIEW or TABLE or INDEX or ROLE, found: USER at Line: 1, Column 7"),
-    ("DROP USER u", "Expected TABLE, VIEW, INDEX, ROLE, SCHEMA, FUNCTION, STAGE or SEQUENCE after DROP, "
-                    "found: USER at Line: 1, Column 6"),
-    ("CREATE ROLE u LOGIN ENCRYPTED PASSWORD 'x'", "Expected end of statement, found: ENCRYPTED at Line: 1, Column 21"),
-    ("ALTER ROLE g ADD MEMBER u", "Expected option, found: ADD at Line: 1, Column 14"),
-    ("ALTER ROLE g DROP MEMBER u", "Expected option, found: DROP at Line: 1, Column 14"),
-    ("DROP ROLE g CASCADE", "Cannot specify CASCADE, RESTRICT, or PURGE in DROP ROLE at Line: 1, Column 13"),
-    ("DROP ROLE g RESTRICT", "Cannot specify CASCADE, RESTRICT, or PURGE in DROP ROLE at Line: 1, Column 13"),
-    ("GRANT grp TO u", "Expected a privilege keyword, found: grp at Line: 1, Column 7"),
-    ("GRANT CONNECT ON DATABASE postgres TO u", "Expected TO, found: postgres at Line: 1, Column 27"),
-    ("CREATE ROLE u CONNECTION LIMIT -1", "Expected a value, found: - at Line: 1, Column 32"),
-    ("CREATE ROLE u PASSWORD secret", "Expected a concrete value, found: secret at Line: 1, Column 24"),
-    ("CREATE ROLE E'u'", "Expected identifier, found: E'u' at Line: 1, Column 13"),
-    ("ALTER ROLE u", "Expected option, found: EOF"),
-    ("CREATE ROLE u PASSWORD 'unterminated", "Unterminated string literal at Line: 1, Column 24"),
-])
+@pytest.mark.parametrize(
+    "sql, message",
+    [
+        ("CREATE USER u", "Expected an object type after CREATE, found: USER at Line: 1, Column 8"),
+        ("CREATE USER u WITH PASSWORD 'x'", "Expected an object type after CREATE, found: USER at Line: 1, Column 8"),
+        ("ALTER USER u PASSWORD 'x'", "Expected one of VIEW or TABLE or INDEX or ROLE, found: USER at Line: 1, Column 7"),
+        ("DROP USER u", "Expected TABLE, VIEW, INDEX, ROLE, SCHEMA, FUNCTION, STAGE or SEQUENCE after DROP, found: USER at Line: 1, Column 6"),
+        ("CREATE ROLE u LOGIN ENCRYPTED PASSWORD 'x'", "Expected end of statement, found: ENCRYPTED at Line: 1, Column 21"),
+        ("ALTER ROLE g ADD MEMBER u", "Expected option, found: ADD at Line: 1, Column 14"),
+        ("ALTER ROLE g DROP MEMBER u", "Expected option, found: DROP at Line: 1, Column 14"),
+        ("DROP ROLE g CASCADE", "Cannot specify CASCADE, RESTRICT, or PURGE in DROP ROLE at Line: 1, Column 13"),
+        ("DROP ROLE g RESTRICT", "Cannot specify CASCADE, RESTRICT, or PURGE in DROP ROLE at Line: 1, Column 13"),
+        ("GRANT grp TO u", "Expected a privilege keyword, found: grp at Line: 1, Column 7"),
+        ("GRANT CONNECT ON DATABASE postgres TO u", "Expected TO, found: postgres at Line: 1, Column 27"),
+        ("CREATE ROLE u CONNECTION LIMIT -1", "Expected a value, found: - at Line: 1, Column 32"),
+        ("CREATE ROLE u PASSWORD secret", "Expected a concrete value, found: secret at Line: 1, Column 24"),
+        ("CREATE ROLE E'u'", "Expected identifier, found: E'u' at Line: 1, Column 13"),
+        ("ALTER ROLE u", "Expected option, found: EOF"),
+        ("CREATE ROLE u PASSWORD 'unterminated", "Unterminated string literal at Line: 1, Column 24"),
+    ],
+)
 def test_rejected_statements_give_the_parse_error(sql, message, tenant):
     """§0 item 4, 3.1-3.4: statements pg-tikv cannot parse fail with
     ``SQL parse error: sql parser error: <sqlparser message>``, XX000."""
@@ -307,10 +307,8 @@ def test_alter_role_option_errors_become_end_of_statement_errors(tenant):
     """§3.2: ALTER's options are parsed with backtracking, so a bad
     option value surfaces as ``Expected end of statement, found: <option>``."""
     tenant.run("CREATE ROLE bt")
-    assert tenant.error("ALTER ROLE bt LOGIN PASSWORD secret")[2] == PARSE + \
-        "Expected end of statement, found: PASSWORD at Line: 1, Column 21"
-    assert tenant.error("ALTER ROLE bt LOGIN CONNECTION LIMIT -1")[2] == PARSE + \
-        "Expected end of statement, found: CONNECTION at Line: 1, Column 21"
+    assert tenant.error("ALTER ROLE bt LOGIN PASSWORD secret")[2] == PARSE + "Expected end of statement, found: PASSWORD at Line: 1, Column 21"
+    assert tenant.error("ALTER ROLE bt LOGIN CONNECTION LIMIT -1")[2] == PARSE + "Expected end of statement, found: CONNECTION at Line: 1, Column 21"
     assert tenant.login("bt", "secret")["C"] == "XX000"  # nothing was applied
 
 
@@ -321,8 +319,7 @@ def test_grant_and_revoke_only_check_the_grantee(tenant):
     assert tenant.run("GRANT SELECT, INSERT (a, b) ON TABLE public.t1, t2 TO g1 WITH GRANT OPTION") == "GRANT"
     assert tenant.run("GRANT ALL PRIVILEGES ON ALL TABLES IN SCHEMA public TO g1") == "GRANT"
     privs = tenant.user_record("g1")["privileges"]
-    assert {"privilege": "Select", "object": {"Table": {"schema": "public", "name": "t1"}},
-            "with_grant_option": True} in privs
+    assert {"privilege": "Select", "object": {"Table": {"schema": "public", "name": "t1"}}, "with_grant_option": True} in privs
     assert tenant.run("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM g1") == "REVOKE"
     assert tenant.error("GRANT SELECT ON t TO ghost")[2] == "Role or user 'ghost' does not exist"
     assert tenant.error("GRANT SELECT ON t TO PUBLIC")[2] == "Role or user 'PUBLIC' does not exist"
@@ -341,7 +338,14 @@ def test_privileges_are_never_enforced(tenant, helpers):
 def test_unmodelled_statements_are_errors_never_success(tenant):
     """§0 item 2, §4: anything the double does not model fails with XX000
     ``Unsupported statement``; it never pretends success."""
-    for sql in ("CREATE TABLE t (id int)", "INSERT INTO t VALUES (1)", "SAVEPOINT s", "SET ROLE admin",
-                "SELECT 1 + 1", "VALUES (1)", "SELECT * FROM information_schema.tables"):
+    for sql in (
+        "CREATE TABLE t (id int)",
+        "INSERT INTO t VALUES (1)",
+        "SAVEPOINT s",
+        "SET ROLE admin",
+        "SELECT 1 + 1",
+        "VALUES (1)",
+        "SELECT * FROM information_schema.tables",
+    ):
         severity, code, text = tenant.error(sql)
         assert (severity, code) == ("ERROR", "XX000") and text.startswith("Unsupported statement"), sql

@@ -149,8 +149,7 @@ def test_missing_user_parameter_defaults_to_admin(double, helpers):
 
 def test_database_parameter_is_ignored(double, keyspace, helpers):
     """§1.1: any dbname is accepted; current_database() is ``postgres``."""
-    res = helpers.run_psql(double.port, keyspace + ".admin", "admin", "SELECT current_database()",
-                           dbname="no_such_database")
+    res = helpers.run_psql(double.port, keyspace + ".admin", "admin", "SELECT current_database()", dbname="no_such_database")
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "postgres"
 
@@ -262,8 +261,7 @@ def test_login_to_missing_tenant_stalls_new_tenant_logins_only(double_factory, m
     missing = threading.Thread(target=login, args=("missing", helpers.unique_name("gone") + ".admin"))
     missing.start()
     time.sleep(0.3)
-    others = [threading.Thread(target=login, args=("fresh", fresh + ".admin")),
-              threading.Thread(target=login, args=("cached", cached + ".admin"))]
+    others = [threading.Thread(target=login, args=("fresh", fresh + ".admin")), threading.Thread(target=login, args=("cached", cached + ".admin"))]
     for thread in others:
         thread.start()
     for thread in [missing] + others:

@@ -90,16 +90,16 @@ def test_thousand_tenants_three_users_each(double_factory, pd_url, helpers, caps
         "total_s": total,
     }
     with capsys.disabled():
-        print("\n[pgtikv-double scale %d tenants x %d users] %s" % (
-            TENANTS, USERS, ", ".join("%s=%.2f" % kv for kv in figures.items())))
+        print("\n[pgtikv-double scale %d tenants x %d users] %s" % (TENANTS, USERS, ", ".join("%s=%.2f" % kv for kv in figures.items())))
 
     # Flat latency: the last 100 logins are not slower than 3x the first 100.
     # On a loaded CI machine a burst of other work can land in one window;
     # then re-measure both windows interleaved (tenant 0, tenant 900, 1, 901,
     # ...) with a write per sample, which still catches any cost that grows
     # with the number of tenants, and judge on that.
-    flat = (figures["first_login_last100_ms"] < 3 * figures["first_login_first100_ms"]
-            and figures["user_login_last100_ms"] < 3 * figures["user_login_first100_ms"])
+    flat = (
+        figures["first_login_last100_ms"] < 3 * figures["first_login_first100_ms"] and figures["user_login_last100_ms"] < 3 * figures["user_login_first100_ms"]
+    )
     if not flat:
         early, late = [], []
         for i in range(WINDOW):
@@ -110,8 +110,7 @@ def test_thousand_tenants_three_users_each(double_factory, pd_url, helpers, caps
                 bucket.append(time.perf_counter() - t_login)
                 conn.close()
         with capsys.disabled():
-            print("[pgtikv-double scale] interleaved re-measure: first100=%.2f ms last100=%.2f ms"
-                  % (_ms(early), _ms(late)))
+            print("[pgtikv-double scale] interleaved re-measure: first100=%.2f ms last100=%.2f ms" % (_ms(early), _ms(late)))
         assert _ms(late) < 3 * _ms(early), figures
     # Bounded memory: 1,000 tenants x 4 users fit in a few MiB.
     assert rss_end - rss_after_100 < 48 * 1024, figures

@@ -39,9 +39,20 @@ def _psql(helpers, double, keyspace, *commands, stdin=""):
 
 # --------------------------------------------------------------- transactions
 
-@pytest.mark.parametrize("sql", ["BEGIN", "START TRANSACTION", "BEGIN ISOLATION LEVEL SERIALIZABLE",
-                                 "COMMIT", "ROLLBACK", "SET search_path TO public",
-                                 "SET application_name = 'x'", "SET TIME ZONE 'UTC'"])
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "BEGIN",
+        "START TRANSACTION",
+        "BEGIN ISOLATION LEVEL SERIALIZABLE",
+        "COMMIT",
+        "ROLLBACK",
+        "SET search_path TO public",
+        "SET application_name = 'x'",
+        "SET TIME ZONE 'UTC'",
+    ],
+)
 def test_transaction_statements_and_set_return_empty_query(sql, admin):
     """§3.7: BEGIN/START TRANSACTION/COMMIT/ROLLBACK/SET answer
     EmptyQueryResponse, which psycopg2 (autocommit) reports as an error, and
@@ -97,6 +108,7 @@ def test_no_aborted_state_after_an_error_inside_begin(double, keyspace, helpers,
 
 # ------------------------------------------------------------ multi-statement
 
+
 def test_multi_statement_runs_all_returns_only_the_last_result(admin, double, keyspace, helpers):
     """§3.7: each statement of a simple query runs in its own
     autocommit transaction; only the last result comes back."""
@@ -124,8 +136,7 @@ def test_multi_statement_parse_error_runs_nothing(admin):
     """§3, §3.7: the whole text is parsed first; a parse error anywhere runs nothing."""
     with pytest.raises(psycopg2.Error) as info:
         admin.cursor().execute("CREATE ROLE ms6; CREATE USER ms7")
-    assert info.value.diag.message_primary == PARSE + \
-        "Expected an object type after CREATE, found: USER at Line: 1, Column 25"
+    assert info.value.diag.message_primary == PARSE + "Expected an object type after CREATE, found: USER at Line: 1, Column 25"
     assert not _exists(admin, "ms6")
 
 
@@ -138,16 +149,20 @@ def test_begin_and_rollback_inside_one_query_string(double, keyspace, helpers, a
 
 # -------------------------------------------------------------------- SKIPPED
 
-@pytest.mark.parametrize("sql, warning", [
-    ("CREATE DATABASE foo", "SKIPPED: CREATE DATABASE not supported"),
-    ("  alter database foo set x = 1", "SKIPPED: ALTER DATABASE not supported"),
-    ("DROP DATABASE IF EXISTS foo", "SKIPPED: DROP DATABASE not supported"),
-    ("COPY t TO STDOUT", "SKIPPED: COPY not supported"),
-    ("SELECT 1 FROM stdin_table", "SKIPPED: COPY not supported"),
-    ("\\du", "SKIPPED: psql meta-command not supported"),
-    ("CREATE USER sk1 PASSWORD 'a$$b'", "SKIPPED: Dollar-quoted strings not supported"),
-    ("ALTER USER sk1 PASSWORD $$x$$", "SKIPPED: Dollar-quoted strings not supported"),
-])
+
+@pytest.mark.parametrize(
+    "sql, warning",
+    [
+        ("CREATE DATABASE foo", "SKIPPED: CREATE DATABASE not supported"),
+        ("  alter database foo set x = 1", "SKIPPED: ALTER DATABASE not supported"),
+        ("DROP DATABASE IF EXISTS foo", "SKIPPED: DROP DATABASE not supported"),
+        ("COPY t TO STDOUT", "SKIPPED: COPY not supported"),
+        ("SELECT 1 FROM stdin_table", "SKIPPED: COPY not supported"),
+        ("\\du", "SKIPPED: psql meta-command not supported"),
+        ("CREATE USER sk1 PASSWORD 'a$$b'", "SKIPPED: Dollar-quoted strings not supported"),
+        ("ALTER USER sk1 PASSWORD $$x$$", "SKIPPED: Dollar-quoted strings not supported"),
+    ],
+)
 def test_skipped_results_pretend_success(sql, warning, admin):
     """§3.5: these return one row, column ``warning``, ``SKIPPED: ...``
     (a success!) and do nothing."""
@@ -167,14 +182,14 @@ def test_dollar_quoted_password_that_parses_is_not_skipped(admin, double, keyspa
 
 # --------------------------------------------------------------- COPY hijack
 
+
 def test_copy_hijack_switches_to_copy_in_and_leaves_a_transaction_open(double, keyspace, helpers, admin):
     """§3.5: an unanchored ``COPY x FROM stdin`` match anywhere in a
     simple query (here inside a password literal) switches the connection to
     COPY-IN; at CopyDone the table is missing: ERROR 42P01. The statement
     never runs, and the session is left inside a transaction (upstream never
     rolls back that path), so later statements are not committed."""
-    res = _psql(helpers, double, keyspace, "CREATE ROLE hj LOGIN PASSWORD 'copy t from stdin'",
-                "CREATE ROLE after_hj", "SELECT 1", stdin="")
+    res = _psql(helpers, double, keyspace, "CREATE ROLE hj LOGIN PASSWORD 'copy t from stdin'", "CREATE ROLE after_hj", "SELECT 1", stdin="")
     assert 'relation "t" does not exist' in res.stderr
     assert res.stdout.splitlines() == ["CREATE ROLE", "1"]
     assert not _exists(admin, "hj")
@@ -186,6 +201,7 @@ def test_copy_hijack_switches_to_copy_in_and_leaves_a_transaction_open(double, k
 
 
 # -------------------------------------------------------------------- logging
+
 
 def test_every_simple_query_is_logged_with_its_full_text(double, keyspace, helpers):
     """§3.5: ``Received query: <full SQL>`` at INFO for every simple
@@ -200,14 +216,18 @@ def test_every_simple_query_is_logged_with_its_full_text(double, keyspace, helpe
 
 # --------------------------------------------------------- catalogs, identity
 
-@pytest.mark.parametrize("sql, table", [
-    ("SELECT rolname FROM pg_roles", "pg_roles"),
-    ("SELECT * FROM pg_catalog.pg_roles WHERE rolname = 'x'", "pg_roles"),
-    ("SELECT usename FROM pg_user", "pg_user"),
-    ("SELECT 1 FROM pg_catalog.pg_authid", "pg_authid"),
-    ('SELECT 1 FROM "pg_catalog"."pg_user" u JOIN pg_roles r ON true', "pg_user"),
-    ("SELECT name FROM pg_users", "pg_users"),
-])
+
+@pytest.mark.parametrize(
+    "sql, table",
+    [
+        ("SELECT rolname FROM pg_roles", "pg_roles"),
+        ("SELECT * FROM pg_catalog.pg_roles WHERE rolname = 'x'", "pg_roles"),
+        ("SELECT usename FROM pg_user", "pg_user"),
+        ("SELECT 1 FROM pg_catalog.pg_authid", "pg_authid"),
+        ('SELECT 1 FROM "pg_catalog"."pg_user" u JOIN pg_roles r ON true', "pg_user"),
+        ("SELECT name FROM pg_users", "pg_users"),
+    ],
+)
 def test_no_role_catalog(sql, table, admin):
     """§4: no pg_roles/pg_user/pg_authid (any schema prefix):
     ``Table '<last name part>' not found``."""
@@ -216,20 +236,23 @@ def test_no_role_catalog(sql, table, admin):
     assert (info.value.pgcode, info.value.diag.message_primary) == ("XX000", "Table '%s' not found" % table)
 
 
-@pytest.mark.parametrize("sql, value, oid", [
-    ("SELECT version()", "PostgreSQL 15.0 (pg-tikv)", 25),
-    ("SELECT 1", 1, 23),
-    ("SELECT 3000000000", 3000000000, 20),
-    ("SELECT 1.5", 1.5, 701),
-    ("SELECT current_user", "postgres", 25),
-    ("SELECT session_user", "postgres", 25),
-    ("SELECT user", "postgres", 25),
-    ("select CURRENT_USER;", "postgres", 25),
-    ("SELECT current_database()", "postgres", 25),
-    ("SELECT current_schema()", "public", 25),
-    ("SELECT pg_is_in_recovery()", False, 16),
-    ("SELECT NULL", None, 25),
-])
+@pytest.mark.parametrize(
+    "sql, value, oid",
+    [
+        ("SELECT version()", "PostgreSQL 15.0 (pg-tikv)", 25),
+        ("SELECT 1", 1, 23),
+        ("SELECT 3000000000", 3000000000, 20),
+        ("SELECT 1.5", 1.5, 701),
+        ("SELECT current_user", "postgres", 25),
+        ("SELECT session_user", "postgres", 25),
+        ("SELECT user", "postgres", 25),
+        ("select CURRENT_USER;", "postgres", 25),
+        ("SELECT current_database()", "postgres", 25),
+        ("SELECT current_schema()", "public", 25),
+        ("SELECT pg_is_in_recovery()", False, 16),
+        ("SELECT NULL", None, 25),
+    ],
+)
 def test_identity_functions(sql, value, oid, admin):
     """§4: constant identity answers in one column named ``?column?``;
     §3.6a: the column is typed from the first row (bool, int4/int8, float8,
@@ -255,7 +278,7 @@ def test_result_types_on_the_wire(double, keyspace, helpers):
     oids, pos = [], 2
     for _ignored in range(3):
         pos = desc.index(b"\0", pos) + 1
-        oids.append(int.from_bytes(desc[pos + 6:pos + 10], "big"))
+        oids.append(int.from_bytes(desc[pos + 6 : pos + 10], "big"))
         pos += 18
     assert oids == [16, 23, 25]
     assert out[b"D"].split(b"\x00\x00\x00\x01")[1][:1] == b"f"
@@ -275,8 +298,7 @@ def test_show_is_unsupported(admin):
     """§4: any ``SHOW x`` is ``Unsupported statement: ShowVariable {...}``."""
     with pytest.raises(psycopg2.Error) as info:
         admin.cursor().execute("SHOW server_version")
-    assert info.value.diag.message_primary == \
-        'Unsupported statement: ShowVariable { variable: [Ident { value: "server_version", quote_style: None }] }'
+    assert info.value.diag.message_primary == 'Unsupported statement: ShowVariable { variable: [Ident { value: "server_version", quote_style: None }] }'
     with pytest.raises(psycopg2.Error, match="Unsupported statement: ShowVariable"):
         admin.cursor().execute("SHOW ALL")
     with pytest.raises(psycopg2.Error, match="Unsupported function: current_setting"):

@@ -25,12 +25,27 @@ def _openssl(*args, cwd):
 def certs(tmp_path_factory):
     """Self-signed RSA (PKCS#8 and PKCS#1 keys) and an EC key in SEC1 form."""
     d = tmp_path_factory.mktemp("certs")
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem", "-out", "cert.pem",
-             "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", cwd=d)
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "cert.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        cwd=d,
+    )
     _openssl("rsa", "-in", "key.pem", "-traditional", "-out", "key-pkcs1.pem", cwd=d)
     _openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ec-key.pem", cwd=d)
-    _openssl("req", "-x509", "-new", "-key", "ec-key.pem", "-out", "ec-cert.pem", "-days", "2",
-             "-subj", "/CN=127.0.0.1", cwd=d)
+    _openssl("req", "-x509", "-new", "-key", "ec-key.pem", "-out", "ec-cert.pem", "-days", "2", "-subj", "/CN=127.0.0.1", cwd=d)
     assert "BEGIN PRIVATE KEY" in (d / "key.pem").read_text()
     assert "BEGIN RSA PRIVATE KEY" in (d / "key-pkcs1.pem").read_text()
     assert "BEGIN EC PRIVATE KEY" in (d / "ec-key.pem").read_text()
@@ -45,16 +60,16 @@ def _ssl_answer(port):
 
 @pytest.fixture(scope="module")
 def tls_double(double_factory, certs):
-    return double_factory("--tls-cert", str(certs / "cert.pem"), "--tls-key", str(certs / "key.pem"),
-                          name="double-tls")
+    return double_factory("--tls-cert", str(certs / "cert.pem"), "--tls-key", str(certs / "key.pem"), name="double-tls")
 
 
 def test_tls_configured_answers_s_and_encrypts(tls_double, certs, keyspace, helpers):
     """§5.2: with cert and key, SSLRequest is answered 'S'; psql with
     sslmode=verify-full and psycopg2 with sslmode=require use TLS."""
     assert _ssl_answer(tls_double.port) == b"S"
-    res = helpers.run_psql(tls_double.port, keyspace + ".admin", "admin", "SELECT version()",
-                           sslmode="verify-full", env={"PGSSLROOTCERT": str(certs / "cert.pem")})
+    res = helpers.run_psql(
+        tls_double.port, keyspace + ".admin", "admin", "SELECT version()", sslmode="verify-full", env={"PGSSLROOTCERT": str(certs / "cert.pem")}
+    )
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "PostgreSQL 15.0 (pg-tikv)"
     conn = helpers.pg_connect(tls_double.port, keyspace + ".admin", "admin", sslmode="require")
@@ -86,8 +101,7 @@ def test_without_tls_sslrequest_is_refused_and_prefer_falls_back(double, keyspac
 
 def test_pkcs1_rsa_key_is_accepted(double_factory, certs, keyspace, helpers):
     """§5.1: the key may be PKCS#8 or, as a fallback, PKCS#1 RSA."""
-    dbl = double_factory("--tls-cert", str(certs / "cert.pem"), "--tls-key", str(certs / "key-pkcs1.pem"),
-                         name="double-tls-pkcs1")
+    dbl = double_factory("--tls-cert", str(certs / "cert.pem"), "--tls-key", str(certs / "key-pkcs1.pem"), name="double-tls-pkcs1")
     assert _ssl_answer(dbl.port) == b"S"
     conn = helpers.pg_connect(dbl.port, keyspace + ".admin", "admin", sslmode="require")
     try:
@@ -108,8 +122,7 @@ def test_tls_setup_problems_fail_open_with_a_warning(case, double_factory, certs
         "key-is-a-cert": ["--tls-cert", str(certs / "cert.pem"), "--tls-key", str(certs / "cert.pem")],
     }[case]
     dbl = double_factory(*args, name="double-tls-" + case)
-    expected = ("Both PG_TLS_CERT and PG_TLS_KEY must be set. Running without TLS."
-                if case in ("cert-only", "key-only") else "Running without TLS.")
+    expected = "Both PG_TLS_CERT and PG_TLS_KEY must be set. Running without TLS." if case in ("cert-only", "key-only") else "Running without TLS."
     warn = [line for line in dbl.log_text().splitlines() if " WARN " in line]
     assert warn and expected in warn[0] and (case in ("cert-only", "key-only") or "Failed to setup TLS" in warn[0])
     assert _ssl_answer(dbl.port) == b"N"

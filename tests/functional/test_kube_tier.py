@@ -51,6 +51,7 @@ def run(env, *cmd, check=True, stdin=None, timeout=WAIT + 30):
 def kubectl(kube_env):
     def kubectl_(*args, **kwargs):
         return run(kube_env, kube_env["KUBECTL_BIN"], *args, **kwargs)
+
     if kubectl_("get", "--raw", "/readyz", check=False).stdout.strip() != "ok":
         pytest.fail("the Kubernetes apiserver is not ready: " + HOW_TO_START, pytrace=False)
     return kubectl_
@@ -86,7 +87,8 @@ def wait_until(what, predicate, timeout=WAIT):
 
 def pod(name, annotations=None, restart_policy="Never"):
     return {
-        "apiVersion": "v1", "kind": "Pod",
+        "apiVersion": "v1",
+        "kind": "Pod",
         "metadata": {"name": name, "annotations": annotations or {}},
         "spec": {"restartPolicy": restart_policy, "containers": [{"name": "main", "image": IMAGE}]},
     }
@@ -124,33 +126,44 @@ def test_control_plane_listens_on_loopback_only(kube_env):
 
 
 def test_deployment_becomes_ready(kubectl, namespace):
-    apply(kubectl, namespace, {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
-        "spec": {
-            "replicas": 3,
-            "selector": {"matchLabels": {"app": "web"}},
-            "template": {"metadata": {"labels": {"app": "web"}},
-                         "spec": {"containers": [{"name": "web", "image": IMAGE,
-                                                  "readinessProbe": {"tcpSocket": {"port": 5433}}}]}},
+    apply(
+        kubectl,
+        namespace,
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web"},
+            "spec": {
+                "replicas": 3,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "web", "image": IMAGE, "readinessProbe": {"tcpSocket": {"port": 5433}}}]},
+                },
+            },
         },
-    })
+    )
     kubectl("rollout", "status", "deployment/web", "-n", namespace, "--timeout=%ss" % WAIT)
     status = get_json(kubectl, "deployment", "web", "-n", namespace)["status"]
     assert status["readyReplicas"] == 3
     pods = get_json(kubectl, "pods", "-n", namespace, "-l", "app=web")["items"]
     assert {p["status"]["phase"] for p in pods} == {"Running"}
-    fake_nodes = {n["metadata"]["name"] for n in get_json(kubectl, "nodes")["items"]
-                  if n["metadata"]["annotations"].get("kwok.x-k8s.io/node") == "fake"}
+    fake_nodes = {n["metadata"]["name"] for n in get_json(kubectl, "nodes")["items"] if n["metadata"]["annotations"].get("kwok.x-k8s.io/node") == "fake"}
     assert {p["spec"]["nodeName"] for p in pods} <= fake_nodes
 
 
 def test_pvc_binds(kubectl, namespace):
-    apply(kubectl, namespace, {
-        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
-        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
-    })
-    wait_until("the PVC to be Bound",
-               lambda: get_json(kubectl, "pvc", "data", "-n", namespace)["status"].get("phase") == "Bound")
+    apply(
+        kubectl,
+        namespace,
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "data"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+        },
+    )
+    wait_until("the PVC to be Bound", lambda: get_json(kubectl, "pvc", "data", "-n", namespace)["status"].get("phase") == "Bound")
     claim = get_json(kubectl, "pvc", "data", "-n", namespace)
     assert claim["spec"]["storageClassName"] == "kwok-volume"
     volume = get_json(kubectl, "pv", claim["spec"]["volumeName"])
@@ -178,11 +191,15 @@ def test_annotated_pod_fails_others_run(kubectl, namespace):
 
 def job(name, pod_annotations=None, backoff_limit=0):
     return {
-        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
         "spec": {
             "backoffLimit": backoff_limit,
-            "template": {"metadata": {"annotations": pod_annotations or {}},
-                         "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": IMAGE}]}},
+            "template": {
+                "metadata": {"annotations": pod_annotations or {}},
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": IMAGE}]},
+            },
         },
     }
 
@@ -303,8 +320,7 @@ def test_helm_install_hook_uninstall(kube_env, kubectl, namespace, chart, helm_v
     # The repaired values go through again (the hook Job is recreated, revision 3).
     helm("upgrade", "rel", chart, "--wait", "--timeout", "2m", "--set", "replicas=3")
     assert job_condition(kubectl, namespace, "rel-bootstrap") == "Complete"
-    hook_pod_revisions = {p["metadata"]["annotations"]["revision"]
-                          for p in get_json(kubectl, "pods", "-n", namespace, "-l", "job-name=rel-bootstrap")["items"]}
+    hook_pod_revisions = {p["metadata"]["annotations"]["revision"] for p in get_json(kubectl, "pods", "-n", namespace, "-l", "job-name=rel-bootstrap")["items"]}
     assert hook_pod_revisions == {"3"}
     assert get_json(kubectl, "deployment", "rel-web", "-n", namespace)["status"]["readyReplicas"] == 3
 
@@ -348,8 +364,15 @@ def private_stack():
     stack_dir = tempfile.mkdtemp(prefix="pgtikv-kube-lifecycle.", dir="/tmp")
     os.chmod(stack_dir, 0o755)  # PostgreSQL runs as the postgres user
     base = free_port_block(10)
-    env = dict(os.environ, PGTIKV_STACK_DIR=stack_dir, PD_CLIENT_PORT=str(base), PD_PEER_PORT=str(base + 1),
-               POSTGRES_PORT=str(base + 2), PGTIKV_DOUBLE_PORT=str(base + 3), KUBE_PORT_BASE=str(base + 4))
+    env = dict(
+        os.environ,
+        PGTIKV_STACK_DIR=stack_dir,
+        PD_CLIENT_PORT=str(base),
+        PD_PEER_PORT=str(base + 1),
+        POSTGRES_PORT=str(base + 2),
+        PGTIKV_DOUBLE_PORT=str(base + 3),
+        KUBE_PORT_BASE=str(base + 4),
+    )
     env.pop("KUBECONFIG", None)
     yield env
     subprocess.run([str(STACK_SCRIPTS / "stop"), "--purge"], env=env, capture_output=True, timeout=120, check=False)
@@ -369,8 +392,14 @@ def test_start_stop_repair(private_stack):
         return run(env, str(STACK_SCRIPTS / script), *args, timeout=300).stderr
 
     def kubectl_(*args, check=True):
-        return run(env, env.get("KUBECTL_BIN") or os.path.join(env["PGTIKV_KUBE_BIN"], "kubectl"),
-                   "--kubeconfig", str(stack_dir / "kube" / "kubeconfig"), *args, check=check)
+        return run(
+            env,
+            env.get("KUBECTL_BIN") or os.path.join(env["PGTIKV_KUBE_BIN"], "kubectl"),
+            "--kubeconfig",
+            str(stack_dir / "kube" / "kubeconfig"),
+            *args,
+            check=check,
+        )
 
     def pids():
         return {name.stem: int(name.read_text()) for name in pid_dir.glob("*.pid")}

@@ -361,7 +361,7 @@ def scram_login(host, port, user, password, dbname="postgres"):
         final_no_proof = f"c=biws,r={attrs['r']}"
         auth_message = f"{client_first_bare},{server_first},{final_no_proof}".encode()
         signature = hmac.new(stored_key, auth_message, hashlib.sha256).digest()
-        proof = bytes(a ^ b for a, b in zip(client_key, signature))
+        proof = bytes(a ^ b for a, b in zip(client_key, signature, strict=False))
         final = f"{final_no_proof},p={base64.b64encode(proof).decode()}".encode()
         sock.sendall(b"p" + struct.pack("!I", 4 + len(final)) + final)
 

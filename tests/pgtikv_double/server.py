@@ -61,6 +61,7 @@ DEFAULT_ADMIN_PASSWORD = "admin"
 # Logging: like the real server (tracing fmt, level fixed at INFO, stderr).
 # ============================================================================
 
+
 class _TracingFormatter(logging.Formatter):
     """``2026-01-08T10:00:00.000000Z  INFO message``, as tracing's fmt layer."""
 
@@ -90,11 +91,11 @@ def _setup_logging():
 
 T_WORD = "word"
 T_NUMBER = "number"
-T_SQ = "sq"              # 'single quoted' ('' unescaped, backslashes literal)
+T_SQ = "sq"  # 'single quoted' ('' unescaped, backslashes literal)
 T_NATIONAL = "national"  # N'...'
-T_ESCAPED = "escaped"    # E'...'
-T_HEX = "hex"            # X'...'
-T_DOLLAR = "dollar"      # $$...$$ / $tag$...$tag$
+T_ESCAPED = "escaped"  # E'...'
+T_HEX = "hex"  # X'...'
+T_DOLLAR = "dollar"  # $$...$$ / $tag$...$tag$
 T_PLACEHOLDER = "placeholder"  # $1, $name, ?
 T_OP = "op"
 T_CHAR = "char"
@@ -439,7 +440,7 @@ def _dollar(sc, line, col, pos):
         return Token(T_PLACEHOLDER, "$" + tag, line, col, pos)
     sc.next()
     end = "$%s$" % tag
-    rest = sc.s[sc.i:]
+    rest = sc.s[sc.i :]
     idx = rest.find(end)
     if idx < 0:
         while sc.peek() is not None:
@@ -459,53 +460,162 @@ def _dollar(sc, line, col, pos):
 
 # sqlparser 0.40 keywords that start a statement it can parse (parse_statement).
 _STATEMENT_KEYWORDS = {
-    "KILL", "DESC", "DESCRIBE", "EXPLAIN", "ANALYZE", "SELECT", "WITH", "VALUES",
-    "TRUNCATE", "ATTACH", "MSCK", "CREATE", "CACHE", "DROP", "DISCARD", "DECLARE",
-    "FETCH", "DELETE", "INSERT", "REPLACE", "UNCACHE", "UPDATE", "ALTER", "CALL",
-    "COPY", "CLOSE", "SET", "SHOW", "USE", "GRANT", "REVOKE", "START", "BEGIN",
-    "SAVEPOINT", "RELEASE", "COMMIT", "ROLLBACK", "ASSERT", "DEALLOCATE",
-    "EXECUTE", "PREPARE", "MERGE", "PRAGMA", "UNLOAD", "END",
+    "KILL",
+    "DESC",
+    "DESCRIBE",
+    "EXPLAIN",
+    "ANALYZE",
+    "SELECT",
+    "WITH",
+    "VALUES",
+    "TRUNCATE",
+    "ATTACH",
+    "MSCK",
+    "CREATE",
+    "CACHE",
+    "DROP",
+    "DISCARD",
+    "DECLARE",
+    "FETCH",
+    "DELETE",
+    "INSERT",
+    "REPLACE",
+    "UNCACHE",
+    "UPDATE",
+    "ALTER",
+    "CALL",
+    "COPY",
+    "CLOSE",
+    "SET",
+    "SHOW",
+    "USE",
+    "GRANT",
+    "REVOKE",
+    "START",
+    "BEGIN",
+    "SAVEPOINT",
+    "RELEASE",
+    "COMMIT",
+    "ROLLBACK",
+    "ASSERT",
+    "DEALLOCATE",
+    "EXECUTE",
+    "PREPARE",
+    "MERGE",
+    "PRAGMA",
+    "UNLOAD",
+    "END",
 }
 # CREATE <type> forms sqlparser 0.40 parses but the double does not model.
 _CREATE_OPAQUE = {"TABLE", "MATERIALIZED", "VIEW", "EXTERNAL", "FUNCTION", "MACRO"}
 _CREATE_OPAQUE_AFTER = {"INDEX", "VIRTUAL", "SCHEMA", "DATABASE", "SEQUENCE", "TYPE", "PROCEDURE"}
 _DROP_OPAQUE = {"TABLE", "VIEW", "INDEX", "SCHEMA", "SEQUENCE", "STAGE", "FUNCTION"}
 _GRANT_PERMISSIONS = (
-    "CONNECT", "CREATE", "DELETE", "EXECUTE", "INSERT", "REFERENCES", "SELECT",
-    "TEMPORARY", "TRIGGER", "TRUNCATE", "UPDATE", "USAGE",
+    "CONNECT",
+    "CREATE",
+    "DELETE",
+    "EXECUTE",
+    "INSERT",
+    "REFERENCES",
+    "SELECT",
+    "TEMPORARY",
+    "TRIGGER",
+    "TRUNCATE",
+    "UPDATE",
+    "USAGE",
 )
 # keywords::RESERVED_FOR_COLUMN_ALIAS (never taken as an implicit alias).
 _RESERVED_FOR_COLUMN_ALIAS = {
-    "WITH", "EXPLAIN", "ANALYZE", "SELECT", "WHERE", "GROUP", "SORT", "HAVING",
-    "ORDER", "TOP", "LATERAL", "VIEW", "LIMIT", "OFFSET", "FETCH", "UNION",
-    "EXCEPT", "INTERSECT", "CLUSTER", "DISTRIBUTE", "RETURNING", "FROM", "INTO",
+    "WITH",
+    "EXPLAIN",
+    "ANALYZE",
+    "SELECT",
+    "WHERE",
+    "GROUP",
+    "SORT",
+    "HAVING",
+    "ORDER",
+    "TOP",
+    "LATERAL",
+    "VIEW",
+    "LIMIT",
+    "OFFSET",
+    "FETCH",
+    "UNION",
+    "EXCEPT",
+    "INTERSECT",
+    "CLUSTER",
+    "DISTRIBUTE",
+    "RETURNING",
+    "FROM",
+    "INTO",
     "END",
 }
 _CREATE_ROLE_OPTIONS = (
-    "LOGIN", "NOLOGIN", "INHERIT", "NOINHERIT", "BYPASSRLS", "NOBYPASSRLS",
-    "PASSWORD", "CREATEDB", "NOCREATEDB", "CREATEROLE", "NOCREATEROLE",
-    "SUPERUSER", "NOSUPERUSER", "REPLICATION", "NOREPLICATION", "CONNECTION",
-    "VALID", "IN", "ROLE", "ADMIN", "USER",
+    "LOGIN",
+    "NOLOGIN",
+    "INHERIT",
+    "NOINHERIT",
+    "BYPASSRLS",
+    "NOBYPASSRLS",
+    "PASSWORD",
+    "CREATEDB",
+    "NOCREATEDB",
+    "CREATEROLE",
+    "NOCREATEROLE",
+    "SUPERUSER",
+    "NOSUPERUSER",
+    "REPLICATION",
+    "NOREPLICATION",
+    "CONNECTION",
+    "VALID",
+    "IN",
+    "ROLE",
+    "ADMIN",
+    "USER",
 )
 _ALTER_ROLE_OPTIONS = (
-    "BYPASSRLS", "NOBYPASSRLS", "CONNECTION", "CREATEDB", "NOCREATEDB",
-    "CREATEROLE", "NOCREATEROLE", "INHERIT", "NOINHERIT", "LOGIN", "NOLOGIN",
-    "PASSWORD", "REPLICATION", "NOREPLICATION", "SUPERUSER", "NOSUPERUSER",
+    "BYPASSRLS",
+    "NOBYPASSRLS",
+    "CONNECTION",
+    "CREATEDB",
+    "NOCREATEDB",
+    "CREATEROLE",
+    "NOCREATEROLE",
+    "INHERIT",
+    "NOINHERIT",
+    "LOGIN",
+    "NOLOGIN",
+    "PASSWORD",
+    "REPLICATION",
+    "NOREPLICATION",
+    "SUPERUSER",
+    "NOSUPERUSER",
     "VALID",
 )
 _FLAG_PAIRS = {
-    "LOGIN": "login", "NOLOGIN": "login",
-    "INHERIT": "inherit", "NOINHERIT": "inherit",
-    "BYPASSRLS": "bypassrls", "NOBYPASSRLS": "bypassrls",
-    "CREATEDB": "createdb", "NOCREATEDB": "createdb",
-    "CREATEROLE": "createrole", "NOCREATEROLE": "createrole",
-    "SUPERUSER": "superuser", "NOSUPERUSER": "superuser",
-    "REPLICATION": "replication", "NOREPLICATION": "replication",
+    "LOGIN": "login",
+    "NOLOGIN": "login",
+    "INHERIT": "inherit",
+    "NOINHERIT": "inherit",
+    "BYPASSRLS": "bypassrls",
+    "NOBYPASSRLS": "bypassrls",
+    "CREATEDB": "createdb",
+    "NOCREATEDB": "createdb",
+    "CREATEROLE": "createrole",
+    "NOCREATEROLE": "createrole",
+    "SUPERUSER": "superuser",
+    "NOSUPERUSER": "superuser",
+    "REPLICATION": "replication",
+    "NOREPLICATION": "replication",
 }
 _FLAG_ERRORS = {
-    "login": "LOGIN or NOLOGIN", "inherit": "INHERIT or NOINHERIT",
-    "bypassrls": "BYPASSRLS or NOBYPASSRLS", "createdb": "CREATEDB or NOCREATEDB",
-    "createrole": "CREATEROLE or NOCREATEROLE", "superuser": "SUPERUSER or NOSUPERUSER",
+    "login": "LOGIN or NOLOGIN",
+    "inherit": "INHERIT or NOINHERIT",
+    "bypassrls": "BYPASSRLS or NOBYPASSRLS",
+    "createdb": "CREATEDB or NOCREATEDB",
+    "createrole": "CREATEROLE or NOCREATEROLE",
+    "superuser": "SUPERUSER or NOSUPERUSER",
     "replication": "REPLICATION or NOREPLICATION",
 }
 
@@ -639,7 +749,7 @@ class Parser:
     def opaque(self, start_tok):
         self.skip_statement()
         end = self.peek().pos
-        text = self.sql[start_tok.pos:end].strip()
+        text = self.sql[start_tok.pos : end].strip()
         return ("unsupported", "Unsupported statement: %s (not modelled by the pg-tikv test double)" % text)
 
     # -- statements --------------------------------------------------------
@@ -913,10 +1023,12 @@ class Parser:
         required = False
         while True:
             if self.parse_keywords(("ISOLATION", "LEVEL")):
-                if not (self.parse_keywords(("READ", "UNCOMMITTED"))
-                        or self.parse_keywords(("READ", "COMMITTED"))
-                        or self.parse_keywords(("REPEATABLE", "READ"))
-                        or self.parse_keyword("SERIALIZABLE")):
+                if not (
+                    self.parse_keywords(("READ", "UNCOMMITTED"))
+                    or self.parse_keywords(("READ", "COMMITTED"))
+                    or self.parse_keywords(("REPEATABLE", "READ"))
+                    or self.parse_keyword("SERIALIZABLE")
+                ):
                     self.expected("isolation level")
             elif self.parse_keywords(("READ", "ONLY")) or self.parse_keywords(("READ", "WRITE")):
                 pass
@@ -1030,9 +1142,7 @@ class Parser:
             if tok.kind == T_WORD:
                 idents.append(tok)
             self.next()
-        debug = ", ".join(
-            "Ident { value: %s, quote_style: %s }" % (_rust_debug_str(t.value), "Some('\"')" if t.quote else "None")
-            for t in idents)
+        debug = ", ".join("Ident { value: %s, quote_style: %s }" % (_rust_debug_str(t.value), "Some('\"')" if t.quote else "None") for t in idents)
         return ("unsupported", "Unsupported statement: ShowVariable { variable: [%s] }" % debug)
 
     def parse_select(self, start):
@@ -1168,8 +1278,7 @@ def skip_reason(sql_upper):
 # Consulted only when parsing failed (reference 3.5).
 def unsupported_reason(sql_upper):
     starts = sql_upper.startswith
-    for prefix in ("CREATE TRIGGER", "CREATE DOMAIN", "CREATE AGGREGATE", "ALTER TYPE",
-                   "ALTER DOMAIN", "ALTER AGGREGATE", "ALTER FUNCTION", "ALTER SEQUENCE"):
+    for prefix in ("CREATE TRIGGER", "CREATE DOMAIN", "CREATE AGGREGATE", "ALTER TYPE", "ALTER DOMAIN", "ALTER AGGREGATE", "ALTER FUNCTION", "ALTER SEQUENCE"):
         if starts(prefix):
             return prefix + " not supported"
     if starts("ALTER TABLE") and "OWNER TO" in sql_upper:
@@ -1210,6 +1319,7 @@ def parse_copy_command(query):
 # (written atomically), so a restart keeps them and writes stay O(1) in the
 # number of tenants.
 # ============================================================================
+
 
 def hash_password(password, salt_hex):
     """hex(SHA-256(password_bytes || salt_hex)), one round (reference 2.4)."""
@@ -1340,6 +1450,7 @@ class Txn:
 # ============================================================================
 # SQL executor (one per connection; executor.rs + rbac.rs behaviour).
 # ============================================================================
+
 
 class SqlError(Exception):
     def __init__(self, message, code="XX000"):
@@ -1495,7 +1606,7 @@ class Executor:
                             limit = int(value[1])
                         except ValueError:
                             limit = -1
-                        user["connection_limit"] = limit if -2**31 <= limit < 2**31 else -1
+                        user["connection_limit"] = limit if -(2**31) <= limit < 2**31 else -1
             txn.put(name, user)
         # SET / RESET: looked up, then nothing (the existence probe, 3.2).
         return ("tag", "ALTER ROLE")
@@ -1519,11 +1630,9 @@ class Executor:
             if user is None:
                 raise SqlError("Role or user '%s' does not exist" % grantee)
             for priv in privileges:
-                user["privileges"] = [
-                    p for p in user["privileges"] if not (p["privilege"] == priv and p["object"] == obj)]
+                user["privileges"] = [p for p in user["privileges"] if not (p["privilege"] == priv and p["object"] == obj)]
                 if kind == "grant":
-                    user["privileges"].append(
-                        {"privilege": priv, "object": obj, "with_grant_option": with_grant_option})
+                    user["privileges"].append({"privilege": priv, "object": obj, "with_grant_option": with_grant_option})
             txn.put(grantee, user)
         return ("tag", "GRANT" if kind == "grant" else "REVOKE")
 
@@ -1567,6 +1676,7 @@ def encode_text(value):
 # PD client: GET /pd/api/v2/keyspaces/<name> over plain HTTP/1.1 (stdlib).
 # ============================================================================
 
+
 class PDClient:
     TIMEOUT = 5.0
 
@@ -1584,8 +1694,7 @@ class PDClient:
     async def _request(self, host, port, method, path, body=None):
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), self.TIMEOUT)
         try:
-            head = ["%s %s HTTP/1.1" % (method, path), "Host: %s:%d" % (host, port),
-                    "Connection: close", "Accept: application/json"]
+            head = ["%s %s HTTP/1.1" % (method, path), "Host: %s:%d" % (host, port), "Connection: close", "Accept: application/json"]
             if body is not None:
                 head += ["Content-Type: application/json", "Content-Length: %d" % len(body)]
             writer.write(("\r\n".join(head) + "\r\n\r\n").encode("ascii") + (body or b""))
@@ -1603,7 +1712,7 @@ class PDClient:
         if "chunked" in headers.get("transfer-encoding", "").lower():
             payload = _dechunk(payload)
         elif "content-length" in headers:
-            payload = payload[:int(headers["content-length"])]
+            payload = payload[: int(headers["content-length"])]
         return status, payload.decode("utf-8", "replace")
 
     async def call(self, method, path, body=None):
@@ -1671,7 +1780,7 @@ def _dechunk(data):
         if size == 0:
             break
         out += rest[:size]
-        data = rest[size + 2:]
+        data = rest[size + 2 :]
     return bytes(out)
 
 
@@ -1729,14 +1838,112 @@ OID_NAME, OID_BPCHAR, OID_VARCHAR = 19, 1042, 1043
 _STRING_PARAM_OIDS = {OID_TEXT, OID_VARCHAR, OID_UNKNOWN, OID_NAME, OID_BPCHAR}
 # Built-in OIDs postgres-types knows; anything else becomes UNKNOWN at Parse.
 _KNOWN_OIDS = {
-    16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 114, 142, 194, 600,
-    601, 602, 603, 604, 628, 650, 700, 701, 705, 718, 774, 790, 829, 869, 1000,
-    1001, 1002, 1005, 1007, 1009, 1014, 1015, 1016, 1021, 1022, 1028, 1033, 1042,
-    1043, 1082, 1083, 1114, 1115, 1182, 1184, 1185, 1186, 1187, 1231, 1266, 1270,
-    1560, 1562, 1700, 1790, 2202, 2203, 2204, 2205, 2206, 2249, 2275, 2276, 2277,
-    2278, 2279, 2280, 2281, 2282, 2283, 2776, 2950, 2951, 2970, 3220, 3361, 3402,
-    3500, 3614, 3615, 3642, 3734, 3769, 3802, 3807, 3904, 3906, 3908, 3910, 3912,
-    3926, 4072, 4089, 4096, 4191, 5017, 5038,
+    16,
+    17,
+    18,
+    19,
+    20,
+    21,
+    22,
+    23,
+    24,
+    25,
+    26,
+    27,
+    28,
+    29,
+    30,
+    114,
+    142,
+    194,
+    600,
+    601,
+    602,
+    603,
+    604,
+    628,
+    650,
+    700,
+    701,
+    705,
+    718,
+    774,
+    790,
+    829,
+    869,
+    1000,
+    1001,
+    1002,
+    1005,
+    1007,
+    1009,
+    1014,
+    1015,
+    1016,
+    1021,
+    1022,
+    1028,
+    1033,
+    1042,
+    1043,
+    1082,
+    1083,
+    1114,
+    1115,
+    1182,
+    1184,
+    1185,
+    1186,
+    1187,
+    1231,
+    1266,
+    1270,
+    1560,
+    1562,
+    1700,
+    1790,
+    2202,
+    2203,
+    2204,
+    2205,
+    2206,
+    2249,
+    2275,
+    2276,
+    2277,
+    2278,
+    2279,
+    2280,
+    2281,
+    2282,
+    2283,
+    2776,
+    2950,
+    2951,
+    2970,
+    3220,
+    3361,
+    3402,
+    3500,
+    3614,
+    3615,
+    3642,
+    3734,
+    3769,
+    3802,
+    3807,
+    3904,
+    3906,
+    3908,
+    3910,
+    3912,
+    3926,
+    4072,
+    4089,
+    4096,
+    4191,
+    5017,
+    5038,
 }
 
 
@@ -1768,7 +1975,7 @@ def column_oid(value):
     if isinstance(value, bool):
         return OID_BOOL
     if isinstance(value, int):
-        return OID_INT4 if -2 ** 31 <= value < 2 ** 31 else OID_INT8
+        return OID_INT4 if -(2**31) <= value < 2**31 else OID_INT8
     if isinstance(value, float):
         return OID_FLOAT8
     return OID_TEXT
@@ -1866,7 +2073,7 @@ def split_username(username):
     for sep in (".", ":"):
         pos = username.find(sep)
         if 0 < pos < len(username) - 1:
-            return username[:pos], username[pos + 1:]
+            return username[:pos], username[pos + 1 :]
     return None, username
 
 
@@ -1990,8 +2197,9 @@ class Connection:
             self.send(b"K", struct.pack("!ii", os.getpid() & 0x7FFFFFFF, secrets.randbits(31)))
             self.send(b"Z", b"I")
             await self.flush()
-            LOG.info("Authentication successful for user '%s' with keyspace %s", user,
-                     "Some(%s)" % _rust_debug_str(keyspace) if keyspace is not None else "None")
+            LOG.info(
+                "Authentication successful for user '%s' with keyspace %s", user, "Some(%s)" % _rust_debug_str(keyspace) if keyspace is not None else "None"
+            )
             return True
         if result == "error":
             await self.fatal("XX000", detail)
@@ -2073,8 +2281,7 @@ class Connection:
             LOG.error("Query execution error: %s", exc.message)
             self.send_error("ERROR", exc.code, exc.message)
         else:
-            if result[0] == "rows" and result[1] == ["warning"] and result[2] and \
-                    str(result[2][0][0]).startswith("SKIPPED: "):
+            if result[0] == "rows" and result[1] == ["warning"] and result[2] and str(result[2][0][0]).startswith("SKIPPED: "):
                 LOG.warning("%s", result[2][0][0])
             self.send_result(result)
         self.send(b"Z", b"I")
@@ -2122,8 +2329,8 @@ class Connection:
     def on_parse(self, body):
         name, pos = _cstr(body, 0)
         query, pos = _cstr(body, pos)
-        count = struct.unpack("!h", body[pos:pos + 2])[0]
-        oids = list(struct.unpack("!%dI" % count, body[pos + 2:pos + 2 + 4 * count]))
+        count = struct.unpack("!h", body[pos : pos + 2])[0]
+        oids = list(struct.unpack("!%dI" % count, body[pos + 2 : pos + 2 + 4 * count]))
         oids = [oid if oid in _KNOWN_OIDS else OID_UNKNOWN for oid in oids]
         self.statements[name] = (query, oids)
         self.send(b"1")
@@ -2131,18 +2338,18 @@ class Connection:
     def on_bind(self, body):
         portal, pos = _cstr(body, 0)
         stmt_name, pos = _cstr(body, pos)
-        nfmt = struct.unpack("!h", body[pos:pos + 2])[0]
+        nfmt = struct.unpack("!h", body[pos : pos + 2])[0]
         pos += 2 + 2 * nfmt
-        nparams = struct.unpack("!h", body[pos:pos + 2])[0]
+        nparams = struct.unpack("!h", body[pos : pos + 2])[0]
         pos += 2
         params = []
         for _ignored in range(nparams):
-            length = struct.unpack("!i", body[pos:pos + 4])[0]
+            length = struct.unpack("!i", body[pos : pos + 4])[0]
             pos += 4
             if length < 0:
                 params.append(None)
             else:
-                params.append(body[pos:pos + length])
+                params.append(body[pos : pos + length])
                 pos += length
         stmt = self.statements.get(stmt_name)
         if stmt is None:
@@ -2192,6 +2399,7 @@ class Connection:
 # ============================================================================
 # Server and main
 # ============================================================================
+
 
 class Server:
     def __init__(self, args):
@@ -2314,16 +2522,17 @@ def parse_args(argv=None):
     parser.add_argument("--port", type=int, default=25433)
     parser.add_argument("--pd-endpoints", required=True, help="PD_ENDPOINTS: comma-separated host:port")
     parser.add_argument("--state-file", required=True, help="user stores (a manifest; data in <file>.d/)")
-    parser.add_argument("--fallback-password", default=None,
-                        help="PG_PASSWORD: the universal fallback password (off by default)")
+    parser.add_argument("--fallback-password", default=None, help="PG_PASSWORD: the universal fallback password (off by default)")
     parser.add_argument("--default-keyspace", default="default", help="PG_KEYSPACE (default: default)")
     parser.add_argument("--tls-cert", default=None, help="PG_TLS_CERT")
     parser.add_argument("--tls-key", default=None, help="PG_TLS_KEY")
-    parser.add_argument("--missing-keyspace-delay", type=float, default=1.0,
-                        help="seconds a login to a missing tenant (or with PD down) takes, "
-                             "holding the server-wide client-creation lock (default 1.0)")
-    parser.add_argument("--pd-wait", type=float, default=20.0,
-                        help="seconds to wait for PD at startup before exiting (default 20)")
+    parser.add_argument(
+        "--missing-keyspace-delay",
+        type=float,
+        default=1.0,
+        help="seconds a login to a missing tenant (or with PD down) takes, holding the server-wide client-creation lock (default 1.0)",
+    )
+    parser.add_argument("--pd-wait", type=float, default=20.0, help="seconds to wait for PD at startup before exiting (default 20)")
     return parser.parse_args(argv)
 
 

@@ -69,8 +69,7 @@ def main():
             healthy = None if pd_error else healthy
         sql_error = port_open(host, port)
         if healthy and sql_error is None:
-            print("PD healthy at %s%s; pg-tikv accepts connections at %s:%d"
-                  % (healthy, " with a TiKV store Up" if want_tikv else "", host, port))
+            print("PD healthy at %s%s; pg-tikv accepts connections at %s:%d" % (healthy, " with a TiKV store Up" if want_tikv else "", host, port))
             return 0
         if time.monotonic() >= deadline:
             print("gave up waiting: " + "; ".join(e for e in (pd_error, sql_error) if e), file=sys.stderr)

@@ -28,8 +28,7 @@ def _install():
 
     def counting_send(self, request, *args, **kwargs):
         path = urlsplit(request.url).path
-        key = "%s %s" % (request.method, "/pd/api/v2/keyspaces/<name>" if path.startswith(
-            "/pd/api/v2/keyspaces/") else path)
+        key = "%s %s" % (request.method, "/pd/api/v2/keyspaces/<name>" if path.startswith("/pd/api/v2/keyspaces/") else path)
         with _LOCK:
             _COUNTS[key] = _COUNTS.get(key, 0) + 1
         return send(self, request, *args, **kwargs)

@@ -48,7 +48,8 @@ def main(stage_dir, output):
     for stage in stages:
         if stage["metadata"]["name"] == "pod-ready":
             stage["spec"]["selector"]["matchExpressions"].append(
-                {"key": '.metadata.annotations["%s"]' % FAIL_ANNOTATION, "operator": "NotIn", "values": ["true"]})
+                {"key": '.metadata.annotations["%s"]' % FAIL_ANNOTATION, "operator": "NotIn", "values": ["true"]}
+            )
             break
     else:
         sys.exit("kwok's pod-ready Stage not found")

@@ -34,9 +34,11 @@ def values_file(tmp, name, values):
 
 
 def check_lint(binary, chart, tmp, base):
-    for name, values in (("defaults", None), ("base", base),
-                         ("self-contained", merge(base, {"pd": {"endpoints": [], "deploy": True},
-                                                         "pgtikv": {"tls": {"enabled": True, "secretName": "sql-tls"}}}))):
+    for name, values in (
+        ("defaults", None),
+        ("base", base),
+        ("self-contained", merge(base, {"pd": {"endpoints": [], "deploy": True}, "pgtikv": {"tls": {"enabled": True, "secretName": "sql-tls"}}})),
+    ):
         args = ["lint", "--strict", chart] + (["-f", values_file(tmp, name, values)] if values else [])
         res = helm(binary, *args)
         assert res.returncode == 0, "helm lint --strict (%s) failed:\n%s%s" % (name, res.stdout, res.stderr)
@@ -55,11 +57,9 @@ def check_cases(binary, chart, tmp, spec):
             res = helm(binary, *args)
             out = res.stdout + res.stderr
             assert res.returncode != 0, "%s: helm %s accepted the values" % (case["id"], what)
-            assert case["expect"] in out, "%s: helm %s refused without the expected message %r:\n%s" % (
-                case["id"], what, case["expect"], out)
+            assert case["expect"] in out, "%s: helm %s refused without the expected message %r:\n%s" % (case["id"], what, case["expect"], out)
             refused += 1
-        message = [line.strip() for line in (res.stdout + res.stderr).splitlines()
-                   if case["expect"] in line][0]
+        message = [line.strip() for line in (res.stdout + res.stderr).splitlines() if case["expect"] in line][0]
         print("  refused %-36s %s" % (case["id"], message[:150]))
     print("  %d cases, %d refusals (template and lint)" % (len(spec["cases"]), refused))
 
@@ -71,13 +71,16 @@ def render(binary, chart, tmp, name, values):
 
 
 def check_manifests(binary, chart, tmp, base):
-    docs = render(binary, chart, tmp, "render-self-contained",
-                  merge(base, {"pd": {"endpoints": [], "deploy": True}}))
+    docs = render(binary, chart, tmp, "render-self-contained", merge(base, {"pd": {"endpoints": [], "deploy": True}}))
     kinds = sorted(d["kind"] + "/" + d["metadata"]["name"] for d in docs)
     text = yaml.safe_dump_all(docs)
-    assert "PG_PASSWORD" not in [e["name"] for d in docs if d["kind"] in ("Deployment", "Job", "StatefulSet")
-                                 for c in d["spec"]["template"]["spec"].get("containers", [])
-                                 for e in c.get("env", [])], "PG_PASSWORD in an env"
+    assert "PG_PASSWORD" not in [
+        e["name"]
+        for d in docs
+        if d["kind"] in ("Deployment", "Job", "StatefulSet")
+        for c in d["spec"]["template"]["spec"].get("containers", [])
+        for e in c.get("env", [])
+    ], "PG_PASSWORD in an env"
     by_kind = {}
     for doc in docs:
         by_kind.setdefault(doc["kind"], []).append(doc)
@@ -111,13 +114,14 @@ def check_manifests(binary, chart, tmp, base):
     # No password reaches the Job's spec, its ConfigMap or argv: only Secret references.
     sources = pod["volumes"][1]["projected"]["sources"]
     assert [s["secret"]["items"][0]["path"] for s in sources] == ["acme_corp/admin", "acme_corp/users/app"], sources
-    tenants = yaml.safe_load([c for c in by_kind["ConfigMap"] if c["metadata"]["name"].endswith("bootstrap")][0]
-                             ["data"]["tenants.yml"])
+    tenants = yaml.safe_load([c for c in by_kind["ConfigMap"] if c["metadata"]["name"].endswith("bootstrap")][0]["data"]["tenants.yml"])
     assert tenants["tenants_state"] == "merged" and "tenants_allow_disable_unlisted" not in tenants
     assert tenants["pgtikv_tenants"][0]["admin_password"].startswith("{{ lookup('ansible.builtin.file'"), tenants
     assert all("state" not in t for t in tenants["pgtikv_tenants"])
-    print("  rendered: %d objects; hook Job %s (%s, %s), PD+TiKV StatefulSets with volumeClaimTemplates"
-          % (len(docs), job["metadata"]["name"], ann["helm.sh/hook"], ann["helm.sh/hook-delete-policy"]))
+    print(
+        "  rendered: %d objects; hook Job %s (%s, %s), PD+TiKV StatefulSets with volumeClaimTemplates"
+        % (len(docs), job["metadata"]["name"], ann["helm.sh/hook"], ann["helm.sh/hook-delete-policy"])
+    )
     # Without tenants there is no hook at all.
     docs = render(binary, chart, tmp, "render-no-tenants", merge(base, {"tenants": []}))
     assert not [d for d in docs if d["kind"] == "Job"], "a hook without tenants"

@@ -89,8 +89,7 @@ class Harness:
         """A new fleet of n tenants with `users` users each, no declared password."""
         self.fleets += 1
         names = ["%s_%d_%d" % (self.prefix, self.fleets, i) for i in range(n)]
-        return [{"name": t, "config": {"owner": "crash"}, "users": [{"name": "u%d" % j} for j in range(users)]}
-                for t in names]
+        return [{"name": t, "config": {"owner": "crash"}, "users": [{"name": "u%d" % j} for j in range(users)]} for t in names]
 
     def new_store(self):
         """A fresh store: a file path, or a Secret name prefix in the namespace."""
@@ -104,8 +103,12 @@ class Harness:
         path = os.path.join(self.work, "vars-%03d.yml" % self.vars_files)
         data = {"pgtikv_tenants": fleet, "tenants_max_workers": 8}
         if store is not None and self.kube:
-            data.update(tenants_secret_backend="kubernetes", tenants_secret_namespace=namespace or self.namespace,
-                        tenants_secret_kubeconfig=self.cfg["kubeconfig"], tenants_secret_name_prefix=store)
+            data.update(
+                tenants_secret_backend="kubernetes",
+                tenants_secret_namespace=namespace or self.namespace,
+                tenants_secret_kubeconfig=self.cfg["kubeconfig"],
+                tenants_secret_name_prefix=store,
+            )
         elif store is not None:
             data["tenants_secrets_file"] = store
         data.update(extra or {})
@@ -115,9 +118,13 @@ class Harness:
 
     def env(self, pg_port=None, home=None, vault_file=None):
         env = dict(os.environ)
-        env.update(PD_ENDPOINTS=",".join(self.cfg["pd_endpoints"]), PG_HOST=self.cfg["pg_host"],
-                   PG_PORT=str(pg_port or self.cfg["pg_port"]), ANSIBLE_LOCALHOST_WARNING="false",
-                   ANSIBLE_INVENTORY_UNPARSED_WARNING="false")
+        env.update(
+            PD_ENDPOINTS=",".join(self.cfg["pd_endpoints"]),
+            PG_HOST=self.cfg["pg_host"],
+            PG_PORT=str(pg_port or self.cfg["pg_port"]),
+            ANSIBLE_LOCALHOST_WARNING="false",
+            ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
+        )
         env.pop("ANSIBLE_VAULT_PASSWORD_FILE", None)
         if vault_file:
             env["ANSIBLE_VAULT_PASSWORD_FILE"] = vault_file
@@ -130,9 +137,13 @@ class Harness:
         self.run_no += 1
         log = os.path.join(self.logs, "%03d-%s.log" % (self.run_no, name))
         fh = open(log, "w")
-        proc = subprocess.Popen(["ansible-playbook", "-vvv", "pgtikv.cloud." + playbook, "-e",
-                                 "pgtikv_tenants_file=" + vars_file] + list(extra),
-                                stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            ["ansible-playbook", "-vvv", "pgtikv.cloud." + playbook, "-e", "pgtikv_tenants_file=" + vars_file] + list(extra),
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
         proc.log_path = log
         proc.log_handle = fh
         return proc
@@ -204,8 +215,15 @@ class Harness:
 
     def login(self, tenant, user, password):
         try:
-            conn = psycopg2.connect(host=self.cfg["pg_host"], port=self.cfg["pg_port"], user="%s.%s" % (tenant, user),
-                                    password=password, dbname="postgres", connect_timeout=10, sslmode="disable")
+            conn = psycopg2.connect(
+                host=self.cfg["pg_host"],
+                port=self.cfg["pg_port"],
+                user="%s.%s" % (tenant, user),
+                password=password,
+                dbname="postgres",
+                connect_timeout=10,
+                sslmode="disable",
+            )
         except psycopg2.Error as exc:
             return "refused" if "authentication failed" in str(exc).lower() else "error: %s" % str(exc).strip()[:80]
         conn.close()
@@ -218,8 +236,7 @@ class Harness:
             return {}
         text = open(path).read()
         if text.startswith("$ANSIBLE_VAULT"):
-            text = subprocess.run(["ansible-vault", "view", "--vault-password-file", vault_file, path],
-                                  capture_output=True, text=True, check=True).stdout
+            text = subprocess.run(["ansible-vault", "view", "--vault-password-file", vault_file, path], capture_output=True, text=True, check=True).stdout
         return (yaml.safe_load(text) or {}).get("tenants") or {}
 
     def keyspaces(self):
@@ -251,7 +268,7 @@ class Harness:
 
         def one(item):
             t = item["name"]
-            rec = (store.get(t) or {})
+            rec = store.get(t) or {}
             problems = []
             admin = (rec.get("admin") or {}).get("current")
             if (rec.get("admin") or {}).get("pending"):
@@ -274,8 +291,7 @@ class Harness:
     # -- trials ------------------------------------------------------------------
 
     def record(self, name, ok, detail, locked_out):
-        self.trials.append({"trial": name, "ok": ok, "detail": detail, "locked_out": locked_out,
-                            "kill_landed": "run had ended" not in detail})
+        self.trials.append({"trial": name, "ok": ok, "detail": detail, "locked_out": locked_out, "kill_landed": "run had ended" not in detail})
         self.locked_out_total += locked_out
         print("  %-34s %s  locked out: %d  %s" % (name, "PASS" if ok else "FAIL", locked_out, detail), flush=True)
 
@@ -299,8 +315,15 @@ class Harness:
         store = os.path.join(home, ".local/share/pgtikv-cloud/secrets.yml")
         rc, _log = self.run("default-sink", "provision", vars_file, env)
         exists = os.path.exists(store)
-        self.settle("default-sink", fleet, vars_file, store, env, extra_ok=rc == 0 and exists,
-                    detail="first run rc=%d, store at the default path: %s" % (rc, "yes" if exists else "NO"))
+        self.settle(
+            "default-sink",
+            fleet,
+            vars_file,
+            store,
+            env,
+            extra_ok=rc == 0 and exists,
+            detail="first run rc=%d, store at the default path: %s" % (rc, "yes" if exists else "NO"),
+        )
 
     def kill_point(self, window):
         """A random moment within the locked phase (store, module, promotion) of
@@ -320,9 +343,14 @@ class Harness:
         existing = self.keyspaces()
         created = sum(1 for t in fleet if t["name"] in existing)
         name = "%s-provision" % signal.Signals(sig).name.lower()
-        self.settle(name, fleet, vars_file, store, env,
-                    detail="%.2fs into the locked phase%s: %d/%d keyspaces existed" % (
-                        delay, "" if sent else " (run had ended)", created, len(fleet)))
+        self.settle(
+            name,
+            fleet,
+            vars_file,
+            store,
+            env,
+            detail="%.2fs into the locked phase%s: %d/%d keyspaces existed" % (delay, "" if sent else " (run had ended)", created, len(fleet)),
+        )
         return fleet, store, vars_file
 
     def trial_kill_rotate(self, sig, fleet, store, vars_file, baseline):
@@ -334,16 +362,23 @@ class Harness:
         sent = self.kill_at(proc, delay, sig)
         self.finish(proc)
         mid = self.load_store(store)
-        pending = sum(1 for e in mid.values() for r in [e.get("admin") or {}] + list((e.get("users") or {}).values())
-                      if r.get("pending"))
+        pending = sum(1 for e in mid.values() for r in [e.get("admin") or {}] + list((e.get("users") or {}).values()) if r.get("pending"))
         name = "%s-rotate" % signal.Signals(sig).name.lower()
         rc, _log = self.run(name + "-finish", "rotate_credentials", vars_file, env)
         after = self.load_store(store)
-        rotated = sum(1 for t in fleet if (after.get(t["name"]) or {}).get("admin", {}).get("current")
-                      != (before.get(t["name"]) or {}).get("admin", {}).get("current"))
-        self.settle(name, fleet, vars_file, store, env, extra_ok=rc == 0,
-                    detail="%.2fs into the locked phase%s: %d pending after the kill, %d/%d admins rotated" % (
-                        delay, "" if sent else " (run had ended)", pending, rotated, len(fleet)))
+        rotated = sum(
+            1 for t in fleet if (after.get(t["name"]) or {}).get("admin", {}).get("current") != (before.get(t["name"]) or {}).get("admin", {}).get("current")
+        )
+        self.settle(
+            name,
+            fleet,
+            vars_file,
+            store,
+            env,
+            extra_ok=rc == 0,
+            detail="%.2fs into the locked phase%s: %d pending after the kill, %d/%d admins rotated"
+            % (delay, "" if sent else " (run had ended)", pending, rotated, len(fleet)),
+        )
 
     def trial_lost_reply(self):
         fleet = self.fleet(4, users=1)
@@ -355,16 +390,26 @@ class Harness:
             rc, log = self.run("lost-reply-create", "provision", vars_file, self.env(pg_port=proxy.port))
             dropped_create = proxy.dropped
             wrong_claim = "still has the bootstrap password" in log
-            self.settle("lost-reply-create", fleet, vars_file, store, self.env(),
-                        extra_ok=rc != 0 and dropped_create >= len(fleet) and not wrong_claim,
-                        detail="first run rc=%d, %d replies dropped after commit, bootstrap claimed: %s"
-                               % (rc, dropped_create, wrong_claim))
+            self.settle(
+                "lost-reply-create",
+                fleet,
+                vars_file,
+                store,
+                self.env(),
+                extra_ok=rc != 0 and dropped_create >= len(fleet) and not wrong_claim,
+                detail="first run rc=%d, %d replies dropped after commit, bootstrap claimed: %s" % (rc, dropped_create, wrong_claim),
+            )
             proxy.dropped = 0
-            rc, log = self.run("lost-reply-rotate", "rotate_credentials", vars_file, self.env(pg_port=proxy.port),
-                               extra=("-e", "tenants_rotate=admin"))
-            self.settle("lost-reply-rotate", fleet, vars_file, store, self.env(),
-                        extra_ok=rc != 0 and proxy.dropped >= 1,
-                        detail="rotation rc=%d, %d replies dropped after commit" % (rc, proxy.dropped))
+            rc, log = self.run("lost-reply-rotate", "rotate_credentials", vars_file, self.env(pg_port=proxy.port), extra=("-e", "tenants_rotate=admin"))
+            self.settle(
+                "lost-reply-rotate",
+                fleet,
+                vars_file,
+                store,
+                self.env(),
+                extra_ok=rc != 0 and proxy.dropped >= 1,
+                detail="rotation rc=%d, %d replies dropped after commit" % (rc, proxy.dropped),
+            )
         finally:
             proxy.stop()
 
@@ -382,10 +427,15 @@ class Harness:
         existing = self.keyspaces()
         touched = [t["name"] for t in fleet if t["name"] in existing]
         vars_file = self.write_vars(fleet, good_store)
-        self.settle("store-unwritable", fleet, vars_file, good_store, self.env(),
-                    extra_ok=rc != 0 and not touched and "cannot" in log,
-                    detail="first run rc=%d, keyspaces created while the store was unwritable: %d"
-                           % (rc, len(touched)))
+        self.settle(
+            "store-unwritable",
+            fleet,
+            vars_file,
+            good_store,
+            self.env(),
+            extra_ok=rc != 0 and not touched and "cannot" in log,
+            detail="first run rc=%d, keyspaces created while the store was unwritable: %d" % (rc, len(touched)),
+        )
 
     def trial_store_refused_at_promotion(self):
         """Kubernetes: a ValidatingAdmissionPolicy refuses every update of the
@@ -402,10 +452,16 @@ class Harness:
             self.kube.allow_updates(store)
         n_pending = sum(1 for e in pending.values() if (e.get("admin") or {}).get("pending"))
         refused = "refused to replace the Secret" in log
-        self.settle("store-refused-at-promotion", fleet, vars_file, store, self.env(),
-                    extra_ok=armed and rc != 0 and n_pending == len(fleet) and refused,
-                    detail="policy armed: %s, first run rc=%d, %d/%d admins left pending (applied, not promoted), "
-                           "refusal reported: %s" % (armed, rc, n_pending, len(fleet), refused))
+        self.settle(
+            "store-refused-at-promotion",
+            fleet,
+            vars_file,
+            store,
+            self.env(),
+            extra_ok=armed and rc != 0 and n_pending == len(fleet) and refused,
+            detail="policy armed: %s, first run rc=%d, %d/%d admins left pending (applied, not promoted), "
+            "refusal reported: %s" % (armed, rc, n_pending, len(fleet), refused),
+        )
 
     def trial_store_full_at_promotion(self):
         """A tmpfs just big enough for the pending write (a new file) but not for
@@ -415,8 +471,12 @@ class Harness:
         os.makedirs(mnt, exist_ok=True)
         size = self.store_size(fleet)
         pages = -(-size // 4096)
-        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%d,mode=0700" % ((pages + 1) * 4096), "tmpfs", mnt],
-                          capture_output=True, check=False).returncode != 0:
+        if (
+            subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", "size=%d,mode=0700" % ((pages + 1) * 4096), "tmpfs", mnt], capture_output=True, check=False
+            ).returncode
+            != 0
+        ):
             self.record("store-full-at-promotion", False, "cannot mount a tmpfs here: not run", 0)
             return
         try:
@@ -432,10 +492,15 @@ class Harness:
         finally:
             subprocess.run(["umount", mnt], check=False)
         vars_file = self.write_vars(fleet, moved)
-        self.settle("store-full-at-promotion", fleet, vars_file, moved, self.env(),
-                    extra_ok=rc != 0 and n_pending == len(fleet) and "No space left" in log,
-                    detail="first run rc=%d, %d/%d admins left pending (applied, not promoted)"
-                           % (rc, n_pending, len(fleet)))
+        self.settle(
+            "store-full-at-promotion",
+            fleet,
+            vars_file,
+            moved,
+            self.env(),
+            extra_ok=rc != 0 and n_pending == len(fleet) and "No space left" in log,
+            detail="first run rc=%d, %d/%d admins left pending (applied, not promoted)" % (rc, n_pending, len(fleet)),
+        )
 
     def store_size(self, fleet):
         """The size of this fleet's store with every credential pending (32-character passwords)."""
@@ -445,6 +510,7 @@ class Harness:
             root = os.path.dirname(root)
         sys.path.insert(0, os.environ.get("HARNESS_COLLECTIONS_ROOT") or os.path.dirname(root))
         from ansible_collections.pgtikv.cloud.plugins.module_utils import _secret_store as ss
+
         data = {}
         ss.fill_fleet(data, fleet, lambda: "x" * 32)
         probe_dir = os.path.join(self.work, "size-probe")
@@ -469,10 +535,16 @@ class Harness:
         rc, log = self.run("vault-wrong", "provision", vars_file, self.env(vault_file=bad))
         existing = self.keyspaces()
         touched = [t["name"] for t in fleet[1:] if t["name"] in existing]
-        self.settle("wrong-vault", fleet, vars_file, store, self.env(vault_file=good), vault_file=good,
-                    extra_ok=rc0 == 0 and encrypted and rc != 0 and not touched,
-                    detail="store encrypted: %s, wrong-password run rc=%d, keyspaces it created: %d"
-                           % (encrypted, rc, len(touched)))
+        self.settle(
+            "wrong-vault",
+            fleet,
+            vars_file,
+            store,
+            self.env(vault_file=good),
+            vault_file=good,
+            extra_ok=rc0 == 0 and encrypted and rc != 0 and not touched,
+            detail="store encrypted: %s, wrong-password run rc=%d, keyspaces it created: %d" % (encrypted, rc, len(touched)),
+        )
 
     def trial_concurrent(self):
         fleet = self.fleet(max(10, self.n_tenants // 2))
@@ -482,8 +554,7 @@ class Harness:
         a = self.start("concurrent-a", "provision", vars_file, env)
         b = self.start("concurrent-b", "provision", vars_file, env)
         rca, rcb = self.finish(a), self.finish(b)
-        self.settle("concurrent", fleet, vars_file, store, env, extra_ok=rca == 0 and rcb == 0,
-                    detail="both runs rc=%d,%d" % (rca, rcb))
+        self.settle("concurrent", fleet, vars_file, store, env, extra_ok=rca == 0 and rcb == 0, detail="both runs rc=%d,%d" % (rca, rcb))
         # Fail fast: lock_timeout 1 while another run holds the lock. The holder
         # (a rotation of this fleet) is frozen with SIGSTOP once it holds the lock,
         # so that the overlap does not depend on timing; SIGCONT lets it finish.
@@ -507,17 +578,24 @@ class Harness:
             signal_all(frozen, signal.SIGCONT)
         rca = self.finish(holder)
         named = "is locked by pgtikv.cloud.pg_tikv_tenants task" in log_b
-        self.settle("lock-fail-fast", fleet, holder_vars, store, env,
-                    extra_ok=held and rca == 0 and rcb != 0 and named,
-                    detail="holder rc=%d, second run rc=%d after %.1fs, its message names the holder: %s"
-                           % (rca, rcb, waited, named))
+        self.settle(
+            "lock-fail-fast",
+            fleet,
+            holder_vars,
+            store,
+            env,
+            extra_ok=held and rca == 0 and rcb != 0 and named,
+            detail="holder rc=%d, second run rc=%d after %.1fs, its message names the holder: %s" % (rca, rcb, waited, named),
+        )
 
     # -- main ----------------------------------------------------------------------
 
     def main(self):
-        print("credentials crash harness: seed %d, %d tenants per kill trial, %d kills of each kind, %s backend"
-              % (self.seed, self.n_tenants, self.kills,
-                 "file" if not self.kube else "kubernetes (namespace %s)" % self.namespace), flush=True)
+        print(
+            "credentials crash harness: seed %d, %d tenants per kill trial, %d kills of each kind, %s backend"
+            % (self.seed, self.n_tenants, self.kills, "file" if not self.kube else "kubernetes (namespace %s)" % self.namespace),
+            flush=True,
+        )
         if self.kube:
             self.kube.ensure_namespace()
         else:
@@ -529,9 +607,12 @@ class Harness:
         rc, provision_s = self.timed("baseline-provision", "provision", vars_file, store)
         rc2, rotate_s = self.timed("baseline-rotate", "rotate_credentials", vars_file, store)
         locked, _bad = self.check(fleet, store)
-        self.record("baseline", rc == 0 and rc2 == 0 and locked == 0,
-                    "store locked for %.1fs by a provision, %.1fs by a rotation (kill points drawn within these)"
-                    % (provision_s, rotate_s), locked)
+        self.record(
+            "baseline",
+            rc == 0 and rc2 == 0 and locked == 0,
+            "store locked for %.1fs by a provision, %.1fs by a rotation (kill points drawn within these)" % (provision_s, rotate_s),
+            locked,
+        )
         signals = [signal.SIGINT, signal.SIGKILL]
         last = None
         for i in range(2 * self.kills):
@@ -555,8 +636,10 @@ class Harness:
             json.dump({"seed": self.seed, "trials": self.trials, "locked_out": self.locked_out_total}, fh, indent=1)
         kills = [t for t in self.trials if t["trial"].startswith(("sigint", "sigkill"))]
         landed = sum(1 for t in kills if t["kill_landed"])
-        print("tenants locked out: %d over %d trials (%d kill points, %d of them while the run was still going), %s backend"
-              % (self.locked_out_total, len(self.trials), len(kills), landed, self.backend))
+        print(
+            "tenants locked out: %d over %d trials (%d kill points, %d of them while the run was still going), %s backend"
+            % (self.locked_out_total, len(self.trials), len(kills), landed, self.backend)
+        )
         print("credentials_crash: %d passed, %d failed" % (passed, failed), flush=True)
         return 0 if failed == 0 and self.locked_out_total == 0 else 1
 
@@ -623,8 +706,7 @@ class KubeClient:
         self.server = cluster["server"]
         self.http = requests.Session()
         # Per request: REQUESTS_CA_BUNDLE in the environment would override a session's verify.
-        self.tls = {"verify": cluster["certificate-authority"],
-                    "cert": (user["client-certificate"], user["client-key"])}
+        self.tls = {"verify": cluster["certificate-authority"], "cert": (user["client-certificate"], user["client-key"])}
 
     def run(self, *args, stdin=None, check=True):
         return subprocess.run(self.kubectl + list(args), input=stdin, capture_output=True, text=True, check=check)
@@ -643,8 +725,7 @@ class KubeClient:
 
     def load_store(self, prefix):
         """{tenant: {admin, users}} from the store's Secrets, decoded here."""
-        out = self.run("get", "secrets", "-n", self.namespace, "-l", "app.kubernetes.io/managed-by=pgtikv.cloud",
-                       "-o", "json").stdout
+        out = self.run("get", "secrets", "-n", self.namespace, "-l", "app.kubernetes.io/managed-by=pgtikv.cloud", "-o", "json").stdout
         store = {}
         for item in json.loads(out)["items"]:
             if not item["metadata"]["name"].startswith(prefix):
@@ -655,19 +736,33 @@ class KubeClient:
 
     def _policy(self, prefix):
         name = "pgtikv-crash-deny-" + prefix.rstrip("-")
-        return name, json.dumps({"apiVersion": "v1", "kind": "List", "items": [
-            {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
-             "metadata": {"name": name},
-             "spec": {"failurePolicy": "Fail",
-                      "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
-                                                              "operations": ["UPDATE"], "resources": ["secrets"]}]},
-                      "matchConditions": [{"name": "this-store",
-                                           "expression": "object.metadata.name.startsWith('%s')" % prefix}],
-                      "validations": [{"expression": "false",
-                                       "message": "the crash harness refuses updates of this store"}]}},
-            {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
-             "metadata": {"name": name},
-             "spec": {"policyName": name, "validationActions": ["Deny"]}}]})
+        return name, json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "List",
+                "items": [
+                    {
+                        "apiVersion": "admissionregistration.k8s.io/v1",
+                        "kind": "ValidatingAdmissionPolicy",
+                        "metadata": {"name": name},
+                        "spec": {
+                            "failurePolicy": "Fail",
+                            "matchConstraints": {
+                                "resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["secrets"]}]
+                            },
+                            "matchConditions": [{"name": "this-store", "expression": "object.metadata.name.startsWith('%s')" % prefix}],
+                            "validations": [{"expression": "false", "message": "the crash harness refuses updates of this store"}],
+                        },
+                    },
+                    {
+                        "apiVersion": "admissionregistration.k8s.io/v1",
+                        "kind": "ValidatingAdmissionPolicyBinding",
+                        "metadata": {"name": name},
+                        "spec": {"policyName": name, "validationActions": ["Deny"]},
+                    },
+                ],
+            }
+        )
 
     def deny_updates(self, prefix):
         """Arm the policy and wait until the API server enforces it (a probe Secret's update is refused)."""
@@ -678,8 +773,7 @@ class KubeClient:
         deadline = time.monotonic() + 30
         try:
             while time.monotonic() < deadline:
-                tried = self.run("label", "secret", probe, "-n", self.namespace, "--overwrite",
-                                 "probe=%d" % int(time.monotonic() * 1000), check=False)
+                tried = self.run("label", "secret", probe, "-n", self.namespace, "--overwrite", "probe=%d" % int(time.monotonic() * 1000), check=False)
                 if tried.returncode != 0 and "denied" in tried.stderr:
                     return True
                 time.sleep(0.5)
@@ -695,8 +789,7 @@ class KubeClient:
         self.run("create", "secret", "generic", probe, "-n", self.namespace, "--from-literal=k=v", check=False)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if self.run("label", "secret", probe, "-n", self.namespace, "--overwrite",
-                        "probe=%d" % int(time.monotonic() * 1000), check=False).returncode == 0:
+            if self.run("label", "secret", probe, "-n", self.namespace, "--overwrite", "probe=%d" % int(time.monotonic() * 1000), check=False).returncode == 0:
                 break
             time.sleep(0.5)
         self.run("delete", "secret", probe, "-n", self.namespace, "--wait=false", check=False)
@@ -794,8 +887,7 @@ def main():
     parser.add_argument("--backend", choices=["file", "kubernetes"], default="file")
     parser.add_argument("--namespace", default="pgtikv-crash")
     args = parser.parse_args()
-    sys.exit(Harness(args.config, args.work, args.seed, args.tenants, args.kills, args.backend,
-                     args.namespace).main())
+    sys.exit(Harness(args.config, args.work, args.seed, args.tenants, args.kills, args.backend, args.namespace).main())
 
 
 if __name__ == "__main__":

@@ -51,8 +51,10 @@ def wrong_variants(pw):
 def pg_roles(cfg):
     c = connect(cfg["postgres_host"], cfg["postgres_port"], cfg["postgres_user"], cfg["postgres_password"])
     with c.cursor() as cur:
-        cur.execute("SELECT rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication, "
-                    "rolbypassrls, rolconnlimit, rolpassword, rolvaliduntil::text FROM pg_authid")
+        cur.execute(
+            "SELECT rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication, "
+            "rolbypassrls, rolconnlimit, rolpassword, rolvaliduntil::text FROM pg_authid"
+        )
         rows = {r[0]: list(r[1:]) for r in cur.fetchall()}
     c.close()
     return rows
@@ -79,8 +81,7 @@ def main(cfg_path, cases_path, state_path, mode):
         json.dump({"pg": pg_roles(cfg)}, open(state_path, "w"))
         c = connect(cfg["pg_host"], cfg["pg_port"], *admin)
         with c.cursor() as cur:
-            cur.execute("CREATE ROLE %s WITH LOGIN PASSWORD %s" % (ident(sentinel["name"]),
-                                                                   plain_literal(sentinel["password"])))
+            cur.execute("CREATE ROLE %s WITH LOGIN PASSWORD %s" % (ident(sentinel["name"]), plain_literal(sentinel["password"])))
         c.close()
         if login(cfg["pg_host"], cfg["pg_port"], tenant + "." + sentinel["name"], sentinel["password"]) != "ok":
             failures.append("double: sentinel cannot log in after creation")
@@ -101,8 +102,9 @@ def main(cfg_path, cases_path, state_path, mode):
         logins = 0
         for i, case in enumerate(cases):
             for kind, host, port, user in (
-                    ("postgres", cfg["postgres_host"], cfg["postgres_port"], case["name"]),
-                    ("double", cfg["pg_host"], cfg["pg_port"], tenant + "." + case["name"])):
+                ("postgres", cfg["postgres_host"], cfg["postgres_port"], case["name"]),
+                ("double", cfg["pg_host"], cfg["pg_port"], tenant + "." + case["name"]),
+            ):
                 if mode == "present":
                     got = login(host, port, user, case["password"])
                     logins += 1
@@ -134,8 +136,10 @@ def main(cfg_path, cases_path, state_path, mode):
                 if row[0] or row[2] or row[3] or not row[4] or not str(row[8]).startswith("SCRAM-SHA-256$"):
                     failures.append("postgres: attributes of a case role are not the defaults: %r" % row[:8])
         # Double: the injection targets are untouched, nothing named by a payload exists.
-        for kind, host, port, user in (("postgres", cfg["postgres_host"], cfg["postgres_port"], sentinel["name"]),
-                                       ("double", cfg["pg_host"], cfg["pg_port"], tenant + "." + sentinel["name"])):
+        for kind, host, port, user in (
+            ("postgres", cfg["postgres_host"], cfg["postgres_port"], sentinel["name"]),
+            ("double", cfg["pg_host"], cfg["pg_port"], tenant + "." + sentinel["name"]),
+        ):
             if login(host, port, user, sentinel["password"]) != "ok":
                 failures.append("%s: the sentinel no longer logs in with its password" % kind)
             if login(host, port, user, "pwned") == "ok":
@@ -150,8 +154,7 @@ def main(cfg_path, cases_path, state_path, mode):
                 failures.append("double: unexpected role %r exists" % probe)
         if login(cfg["pg_host"], cfg["pg_port"], *admin) != "ok":
             failures.append("double: the tenant admin password changed")
-        print("%s: %d cases x 2 servers checked, %d test logins, %d PostgreSQL roles" % (
-            mode, len(cases), logins, len(after)))
+        print("%s: %d cases x 2 servers checked, %d test logins, %d PostgreSQL roles" % (mode, len(cases), logins, len(after)))
     if failures:
         print("FAILURES:\n  " + "\n  ".join(failures))
         sys.exit(1)

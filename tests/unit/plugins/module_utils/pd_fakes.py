@@ -14,6 +14,7 @@ class FakeResponse:
 
     def json(self):
         import json
+
         return json.loads(self.text)
 
 

@@ -24,14 +24,17 @@ def entry(name, **kw):
 
 # ---------------------------------------------------------------- validation
 
+
 def test_validate_fleet_reports_each_bad_entry():
-    errors = b.validate_fleet([
-        entry("acme_corp", users=[{"name": "app"}, {"name": "app"}]),
-        entry("Bad.Name"),
-        entry("beta_inc", users=[{"name": "admin"}]),
-        entry("gamma_co", admin_password="admin"),
-        entry("ok_tenant", users=[{"name": "app", "password": "x" * 12}]),
-    ])
+    errors = b.validate_fleet(
+        [
+            entry("acme_corp", users=[{"name": "app"}, {"name": "app"}]),
+            entry("Bad.Name"),
+            entry("beta_inc", users=[{"name": "admin"}]),
+            entry("gamma_co", admin_password="admin"),
+            entry("ok_tenant", users=[{"name": "app", "password": "x" * 12}]),
+        ]
+    )
     assert set(errors) == {"acme_corp", "Bad.Name", "beta_inc", "gamma_co"}
     assert "listed more than once" in errors["acme_corp"][0]
     assert "invalid tenant name" in errors["Bad.Name"][0]
@@ -45,19 +48,22 @@ def test_validate_fleet_duplicate_tenant_is_a_list_error():
 
 
 def test_decommission_locks_admin_and_every_present_user():
-    spec = b.tenant_spec(entry("acme_corp", state="disabled", users=[
-        {"name": "app"}, {"name": "gone", "state": "absent"}, {"name": "ro", "state": "present"}]))
+    spec = b.tenant_spec(entry("acme_corp", state="disabled", users=[{"name": "app"}, {"name": "gone", "state": "absent"}, {"name": "ro", "state": "present"}]))
     assert spec.lock_users == ["admin", "app", "ro"]
     assert b.tenant_spec(entry("acme_corp", users=[{"name": "app"}])).lock_users == ["admin"]
 
 
 # ---------------------------------------------------------------- overridden guard
 
-@pytest.mark.parametrize("params,text", [
-    ({}, "allow_disable_unlisted"),
-    ({"allow_disable_unlisted": True}, "managed_pattern"),
-    ({"allow_disable_unlisted": True, "managed_pattern": "acme_("}, "not a valid regular expression"),
-])
+
+@pytest.mark.parametrize(
+    "params,text",
+    [
+        ({}, "allow_disable_unlisted"),
+        ({"allow_disable_unlisted": True}, "managed_pattern"),
+        ({"allow_disable_unlisted": True, "managed_pattern": "acme_("}, "not a valid regular expression"),
+    ],
+)
 def test_override_guard(params, text):
     assert text in b.override_guard_error(params)
 
@@ -70,19 +76,20 @@ def test_unlisted_candidates_never_touch_what_is_not_owned():
     keyspaces = [
         {"name": "DEFAULT", "state": "ENABLED"},
         {"name": "default", "state": "ENABLED"},
-        {"name": "acme_one", "state": "ENABLED"},      # listed
-        {"name": "acme_two", "state": "ENABLED"},      # the only candidate
-        {"name": "acme_three", "state": "DISABLED"},   # already disabled
-        {"name": "acme-four", "state": "ENABLED"},     # not a name this collection creates
-        {"name": "Acme_five", "state": "ENABLED"},     # upper case
-        {"name": "beta_six", "state": "ENABLED"},      # outside the pattern
-        {"name": "acme_sevenx", "state": "ENABLED"},   # the pattern must match in full
+        {"name": "acme_one", "state": "ENABLED"},  # listed
+        {"name": "acme_two", "state": "ENABLED"},  # the only candidate
+        {"name": "acme_three", "state": "DISABLED"},  # already disabled
+        {"name": "acme-four", "state": "ENABLED"},  # not a name this collection creates
+        {"name": "Acme_five", "state": "ENABLED"},  # upper case
+        {"name": "beta_six", "state": "ENABLED"},  # outside the pattern
+        {"name": "acme_sevenx", "state": "ENABLED"},  # the pattern must match in full
     ]
     got = b._unlisted_candidates(keyspaces, {"acme_one"}, r"acme_[a-z]{3,5}")
     assert [k["name"] for k in got] == ["acme_two"]
 
 
 # ---------------------------------------------------------------- paginated list
+
 
 class EtcdLimitedPD:
     """The transport of a PDClient: PD's keyspace list behind an etcd that
@@ -103,8 +110,7 @@ class EtcdLimitedPD:
             return FakeResponse(500, '"etcdserver: too many operations in txn request"')
         start = int(params.get("page_token") or 0)
         end = start + limit
-        body = {"keyspaces": self.keyspaces[start:end] or None,
-                "next_page_token": str(end) if end < len(self.keyspaces) else ""}
+        body = {"keyspaces": self.keyspaces[start:end] or None, "next_page_token": str(end) if end < len(self.keyspaces) else ""}
         return FakeResponse(200, json.dumps(body))
 
     def close(self):
@@ -139,6 +145,7 @@ def test_fleet_list_other_errors_are_not_retried():
         def request(self, method, url, **kwargs):
             self.limits.append(int(kwargs["params"]["limit"]))
             return FakeResponse(500, '"keyspace group manager is not initialized"')
+
     transport = Broken([])
     out = b.run_fleet({"list_page_size": 127}, [], "gathered", False, pd=listing_client(transport))
     assert out["failed"] and out["msg"].startswith("cannot list PD's keyspaces: ")
@@ -146,6 +153,7 @@ def test_fleet_list_other_errors_are_not_retried():
 
 
 # ---------------------------------------------------------------- orchestration
+
 
 class FakeSession:
     def __init__(self, tenant):
@@ -162,21 +170,29 @@ class FakeWorld:
     def __init__(self, fail_tenants=(), fail_users=(), refuse=()):
         self.fail_tenants = set(fail_tenants)
         self.fail_users = set(fail_users)
-        self.refuse = set(refuse)        # (tenant, user) whose test login is refused
+        self.refuse = set(refuse)  # (tenant, user) whose test login is refused
         self.sessions = []
         self.tenant_calls = []
 
-    def reconcile_tenant(self, pd, sql_params, spec, current=None, check_mode=False, sql=None, session_sink=None,
-                         confirm_pd=True, prove_bootstrap_refused=False):
+    def reconcile_tenant(
+        self, pd, sql_params, spec, current=None, check_mode=False, sql=None, session_sink=None, confirm_pd=True, prove_bootstrap_refused=False
+    ):
         assert confirm_pd is False  # the fleet asks PD once per run instead
         self.tenant_calls.append((spec.name, current))
         if spec.name in self.fail_tenants:
-            raise TenantError("tenant %r: wrong admin password" % spec.name, kind="sql_auth",
-                              result={"keyspace": {"name": spec.name, "state": "ENABLED"}, "warnings": []})
+            raise TenantError(
+                "tenant %r: wrong admin password" % spec.name, kind="sql_auth", result={"keyspace": {"name": spec.name, "state": "ENABLED"}, "warnings": []}
+            )
         # like reconcile_tenant: in check mode a missing keyspace still does not exist afterwards
-        res = {"changed": current is None, "exists": current is not None or not check_mode, "warnings": [], "state_path": [] if current else ["ENABLED"],
-               "keyspace": {"id": 1, "name": spec.name, "state": "ENABLED", "config": {}},
-               "admin_rotated": current is None, "diff": {"before": {}, "after": {}}}
+        res = {
+            "changed": current is None,
+            "exists": current is not None or not check_mode,
+            "warnings": [],
+            "state_path": [] if current else ["ENABLED"],
+            "keyspace": {"id": 1, "name": spec.name, "state": "ENABLED", "config": {}},
+            "admin_rotated": current is None,
+            "diff": {"before": {}, "after": {}},
+        }
         if spec.admin_password is None and current is None:
             res["generated_admin_password"] = "gen-admin-" + spec.name
             res["admin_password_generated"] = True
@@ -188,8 +204,13 @@ class FakeWorld:
     def reconcile_user(self, session, spec, check_mode=False, exists=None):
         if (session.tenant, spec.name) in self.fail_users:
             raise b.sql.SQLClientError("cannot create %r" % spec.name)
-        res = {"changed": True, "created": True, "password_changed": True, "queries": [
-            'CREATE ROLE "%s" WITH LOGIN PASSWORD \'********\'' % spec.name], "warnings": []}
+        res = {
+            "changed": True,
+            "created": True,
+            "password_changed": True,
+            "queries": ["CREATE ROLE \"%s\" WITH LOGIN PASSWORD '********'" % spec.name],
+            "warnings": [],
+        }
         if spec.password is None:
             res["generated_password"] = "gen-%s-%s" % (session.tenant, spec.name)
         return res
@@ -228,8 +249,9 @@ class StaticPD:
     def request(self, method, path, **kwargs):
         self.requests.append((method, path))
         if self.down_after_list:
-            raise PDUnreachable("PD is unreachable for %s %s; tried: http://pd:1 (connection refused)" % (method, path),
-                                [("http://pd:1", "connection refused")])
+            raise PDUnreachable(
+                "PD is unreachable for %s %s; tried: http://pd:1 (connection refused)" % (method, path), [("http://pd:1", "connection refused")]
+            )
         return {"version": "v8.5.0"}
 
     def list_keyspaces(self, page_size=100):
@@ -269,9 +291,11 @@ def test_one_failing_tenant_hides_nothing(world):
 
 
 def test_the_session_that_rotated_admin_serves_the_users(world):
-    items = [entry("acme_corp", admin_password="A-pass-1", users=[{"name": "app", "password": "U-pass-1"}]),
-             entry("beta_inc", admin_password="B-pass-1", users=[{"name": "app", "password": "U-pass-2"}]),
-             entry("gamma_co", admin_password="C-pass-1")]
+    items = [
+        entry("acme_corp", admin_password="A-pass-1", users=[{"name": "app", "password": "U-pass-1"}]),
+        entry("beta_inc", admin_password="B-pass-1", users=[{"name": "app", "password": "U-pass-2"}]),
+        entry("gamma_co", admin_password="C-pass-1"),
+    ]
     existing = [{"name": "beta_inc", "state": "ENABLED"}]
     b.run_fleet(PARAMS, items, "merged", False, pd=StaticPD(existing))
     # created tenants: one handed-over session each (also when it has no users);
@@ -285,13 +309,12 @@ def test_no_declared_credential_logs_in(world, monkeypatch):
         if user == "ops":
             raise b.sql.LoginNotPermitted("NOLOGIN")
         raise b.sql.LoginRefused("refused")
+
     monkeypatch.setattr(b.sql, "connect", refuse)
-    items = [entry("acme_corp", admin_password="A-pass-1", login_user="ops", login_password="O-pass-1",
-                   users=[{"name": "app", "password": "U-pass-1"}])]
+    items = [entry("acme_corp", admin_password="A-pass-1", login_user="ops", login_password="O-pass-1", users=[{"name": "app", "password": "U-pass-1"}])]
     out = b.run_fleet(PARAMS, items, "merged", False, pd=StaticPD([{"name": "acme_corp", "state": "ENABLED"}]))
     tenant = out["tenants"][0]
-    why = "no declared credential logs in to tenant 'acme_corp' (acme_corp.admin: LoginRefused, acme_corp.ops: " \
-          "LoginNotPermitted)"
+    why = "no declared credential logs in to tenant 'acme_corp' (acme_corp.admin: LoginRefused, acme_corp.ops: LoginNotPermitted)"
     assert tenant["failed"] and tenant["msg"] == "cannot manage the users of tenant 'acme_corp': " + why
     assert tenant["users"] == [{"name": "app", "status": "skipped", "changed": False, "msg": "no SQL session: " + why}]
 
@@ -306,8 +329,7 @@ def test_admin_password_unknown_needs_no_login(world, monkeypatch):
 def test_generated_passwords_only_in_their_key(world):
     items = [entry("acme_corp", users=[{"name": "app"}, {"name": "ro", "password": "Declared-1"}])]
     out = b.run_fleet(PARAMS, items, "merged", False, pd=StaticPD([]))
-    assert out["generated_passwords"] == {"acme_corp": {"admin": "gen-admin-acme_corp",
-                                                        "users": {"app": "gen-acme_corp-app"}}}
+    assert out["generated_passwords"] == {"acme_corp": {"admin": "gen-admin-acme_corp", "users": {"app": "gen-acme_corp-app"}}}
     rest = dict(out, generated_passwords=None)
     rest["tenants"] = [b.compact_tenant(t) for t in out["tenants"]]
     text = json.dumps(rest)
@@ -319,12 +341,10 @@ def test_generated_passwords_only_in_their_key(world):
 
 def test_verification_names_what_cannot_be_proven(world):
     world.refuse.add(("acme_corp", "app"))
-    items = [entry("acme_corp", admin_password="A-pass-1",
-                   users=[{"name": "app", "password": "U-pass-1"}, {"name": "ro", "password": "R-pass-1"}])]
+    items = [entry("acme_corp", admin_password="A-pass-1", users=[{"name": "app", "password": "U-pass-1"}, {"name": "ro", "password": "R-pass-1"}])]
     out = b.run_fleet(PARAMS, items, "merged", False, pd=StaticPD([{"name": "acme_corp", "state": "ENABLED"}]))
     assert out["failed"]
-    assert out["incomplete"] == [{"name": "acme_corp",
-                                  "problems": ["user 'app' cannot log in with its password (refused)"]}]
+    assert out["incomplete"] == [{"name": "acme_corp", "problems": ["user 'app' cannot log in with its password (refused)"]}]
     assert out["problems"] == ["acme_corp: not proven: user 'app' cannot log in with its password (refused)"]
 
 
@@ -342,8 +362,7 @@ def test_pd_gone_after_the_sql_work_leaves_nothing_verified(world, state):
     every login like a wrong password, so 'admin/admin refused' proves nothing.
     Every tenant is reported failed/incomplete, never verified or unchanged."""
     items = [entry("acme_corp", admin_password="A-pass-1"), entry("beta_inc", admin_password="B-pass-1")]
-    pd = StaticPD([{"name": "acme_corp", "state": "ENABLED"}, {"name": "beta_inc", "state": "ENABLED"}],
-                  down_after_list=True)
+    pd = StaticPD([{"name": "acme_corp", "state": "ENABLED"}, {"name": "beta_inc", "state": "ENABLED"}], down_after_list=True)
     out = b.run_fleet(PARAMS, items, state, False, pd=pd)
     assert out["failed"] and "PD stopped answering after the SQL checks" in out["msg"]
     assert [i["name"] for i in out["incomplete"]] == ["acme_corp", "beta_inc"]
@@ -367,39 +386,76 @@ def test_check_mode_new_tenant_plans_users_without_logging_in(world):
 def test_a_bug_in_one_worker_is_a_failed_tenant():
     def boom(item):
         raise KeyError("x")
+
     out = b._map(boom, [type("R", (), {"name": "acme_corp"})()], 4)
     assert out[0]["failed"] and out[0]["name"] == "acme_corp" and "internal error" in out[0]["msg"]
 
 
 # ---------------------------------------------------------------- output shape
 
+
 def test_compact_unchanged_tenant_is_tiny():
-    t = {"name": "acme_corp", "status": "unchanged", "changed": False, "failed": False, "queries": ["x"],
-         "keyspace": {"id": 3, "state": "ENABLED", "config": {}}, "progress": ["a"], "warnings": [],
-         "users": [{"name": "app", "status": "unchanged"}],
-         "verification": {"complete": True, "problems": [], "checks": [{"check": "c", "ok": True}]}}
-    assert b.compact_tenant(t) == {"name": "acme_corp", "status": "unchanged", "changed": False, "failed": False,
-                                   "verification": {"complete": True, "problems": []}}
+    t = {
+        "name": "acme_corp",
+        "status": "unchanged",
+        "changed": False,
+        "failed": False,
+        "queries": ["x"],
+        "keyspace": {"id": 3, "state": "ENABLED", "config": {}},
+        "progress": ["a"],
+        "warnings": [],
+        "users": [{"name": "app", "status": "unchanged"}],
+        "verification": {"complete": True, "problems": [], "checks": [{"check": "c", "ok": True}]},
+    }
+    assert b.compact_tenant(t) == {
+        "name": "acme_corp",
+        "status": "unchanged",
+        "changed": False,
+        "failed": False,
+        "verification": {"complete": True, "problems": []},
+    }
 
 
 def test_compact_changed_tenant_keeps_what_changed():
-    t = {"name": "acme_corp", "state": "present", "status": "changed", "changed": True, "failed": False,
-         "state_path": [], "config_patch": {"tier": "gold"}, "admin_rotated": False, "progress": ["x"],
-         "keyspace": {"id": 3, "name": "acme_corp", "state": "ENABLED", "config": {"tier": "gold"}, "created": "t"},
-         "users": [{"name": "app", "status": "created", "changed": True, "password_changed": True,
-                    "queries": ["CREATE ROLE ..."], "password_verified": True},
-                   {"name": "ro", "status": "unchanged", "changed": False, "password_changed": False, "queries": []}]}
+    t = {
+        "name": "acme_corp",
+        "state": "present",
+        "status": "changed",
+        "changed": True,
+        "failed": False,
+        "state_path": [],
+        "config_patch": {"tier": "gold"},
+        "admin_rotated": False,
+        "progress": ["x"],
+        "keyspace": {"id": 3, "name": "acme_corp", "state": "ENABLED", "config": {"tier": "gold"}, "created": "t"},
+        "users": [
+            {"name": "app", "status": "created", "changed": True, "password_changed": True, "queries": ["CREATE ROLE ..."], "password_verified": True},
+            {"name": "ro", "status": "unchanged", "changed": False, "password_changed": False, "queries": []},
+        ],
+    }
     c = b.compact_tenant(t)
     assert c["keyspace"] == {"id": 3, "config": {"tier": "gold"}}
     assert c["config_patch"] == {"tier": "gold"} and "progress" not in c and "state" not in c
-    assert c["users"] == [{"name": "app", "status": "created", "changed": True, "password_changed": True},
-                          {"name": "ro", "status": "unchanged", "changed": False}]
+    assert c["users"] == [
+        {"name": "app", "status": "created", "changed": True, "password_changed": True},
+        {"name": "ro", "status": "unchanged", "changed": False},
+    ]
     assert b.compact_tenant(dict(t, state="disabled"))["state"] == "disabled"
 
 
 def test_report_is_capped_and_counts_everything():
-    tenants = [{"name": "t%03d" % i, "status": "created", "changed": True, "failed": False, "state_path": ["ENABLED"],
-                "admin_rotated": True, "users": [{"name": "app", "status": "created"}]} for i in range(60)]
+    tenants = [
+        {
+            "name": "t%03d" % i,
+            "status": "created",
+            "changed": True,
+            "failed": False,
+            "state_path": ["ENABLED"],
+            "admin_rotated": True,
+            "users": [{"name": "app", "status": "created"}],
+        }
+        for i in range(60)
+    ]
     summary = b._summary(tenants)
     lines = b.report_lines(tenants, summary, False, False)
     assert lines[0] == "60 tenants: 60 created, 0 changed, 0 unchanged, 0 failed; users: 60 created, 0 changed"
@@ -408,17 +464,24 @@ def test_report_is_capped_and_counts_everything():
 
 
 def test_fleet_diff_only_lists_changed_tenants():
-    tenants = [{"name": "a_one", "changed": False, "diff": {"before": {"state": "ENABLED"}}},
-               {"name": "b_two", "changed": True, "diff": {"before": {"state": "absent"}, "after": {"state": "ENABLED"}},
-                "users": [{"name": "app", "changed": True,
-                           "diff": {"before": {"state": "absent"}, "after": {"state": "present", "password": "<hidden, set>"}}}]}]
+    tenants = [
+        {"name": "a_one", "changed": False, "diff": {"before": {"state": "ENABLED"}}},
+        {
+            "name": "b_two",
+            "changed": True,
+            "diff": {"before": {"state": "absent"}, "after": {"state": "ENABLED"}},
+            "users": [{"name": "app", "changed": True, "diff": {"before": {"state": "absent"}, "after": {"state": "present", "password": "<hidden, set>"}}}],
+        },
+    ]
     d = b.fleet_diff(tenants)
-    assert d == {"before": {"b_two": {"state": "absent", "users": {"app": {"state": "absent"}}}},
-                 "after": {"b_two": {"state": "ENABLED", "users": {"app": {"state": "present",
-                                                                           "password": "<hidden, set>"}}}}}
+    assert d == {
+        "before": {"b_two": {"state": "absent", "users": {"app": {"state": "absent"}}}},
+        "after": {"b_two": {"state": "ENABLED", "users": {"app": {"state": "present", "password": "<hidden, set>"}}}},
+    }
 
 
 # ---------------------------------------------------------------- reconcile_tenant's session_sink
+
 
 class SinkPD:
     requests_log = []
@@ -435,6 +498,7 @@ class SinkPD:
 
 class SinkSQL:
     """Just enough of _sql_client for reconcile_tenant's create path."""
+
     HAS_PSYCOPG2 = True
     SQLClientError = b.sql.SQLClientError
     ServerUnreachable = b.sql.ServerUnreachable
@@ -461,30 +525,30 @@ class SinkSQL:
 
 def test_session_sink_receives_the_rotation_session(monkeypatch):
     from ansible_collections.pgtikv.cloud.plugins.module_utils import _tenant as t
+
     monkeypatch.setattr(t._Reconciler, "sql_port_error", lambda self: None)
     fake, got = SinkSQL(), []
-    res = t.reconcile_tenant(SinkPD(), {}, t.TenantSpec(name="acme_corp", admin_password="New-pass-1"),
-                             current=None, sql=fake, session_sink=got.append)
+    res = t.reconcile_tenant(SinkPD(), {}, t.TenantSpec(name="acme_corp", admin_password="New-pass-1"), current=None, sql=fake, session_sink=got.append)
     assert res["admin_rotated"] and got == fake.sessions and len(got) == 1
     assert not got[0].closed and got[0].passwords == [("admin", "New-pass-1")]
 
 
 def test_session_sink_is_not_fed_when_verification_fails(monkeypatch):
     from ansible_collections.pgtikv.cloud.plugins.module_utils import _tenant as t
+
     monkeypatch.setattr(t._Reconciler, "sql_port_error", lambda self: None)
     fake, got = SinkSQL(new_password_works=False), []
     with pytest.raises(t.TenantError):
-        t.reconcile_tenant(SinkPD(), {}, t.TenantSpec(name="acme_corp", admin_password="New-pass-1"),
-                           current=None, sql=fake, session_sink=got.append)
+        t.reconcile_tenant(SinkPD(), {}, t.TenantSpec(name="acme_corp", admin_password="New-pass-1"), current=None, sql=fake, session_sink=got.append)
     assert got == [] and len(fake.sessions) == 1 and fake.sessions[0].closed
 
 
 def test_without_a_sink_the_session_is_closed(monkeypatch):
     from ansible_collections.pgtikv.cloud.plugins.module_utils import _tenant as t
+
     monkeypatch.setattr(t._Reconciler, "sql_port_error", lambda self: None)
     fake = SinkSQL()
-    t.reconcile_tenant(SinkPD(), {}, t.TenantSpec(name="acme_corp", admin_password="New-pass-1"),
-                       current=None, sql=fake)
+    t.reconcile_tenant(SinkPD(), {}, t.TenantSpec(name="acme_corp", admin_password="New-pass-1"), current=None, sql=fake)
     assert len(fake.sessions) == 1 and fake.sessions[0].closed
 
 
@@ -508,10 +572,18 @@ class NoopSQL(SinkSQL):
 @pytest.mark.parametrize("prove", [False, True])
 def test_admins_proving_login_is_the_session_handed_over(prove):
     from ansible_collections.pgtikv.cloud.plugins.module_utils import _tenant as t
+
     fake, got = NoopSQL(), []
-    res = t.reconcile_tenant(SinkPD(), {}, t.TenantSpec(name="acme_corp", admin_password="A-pass-1"),
-                             current=_existing(), sql=fake, session_sink=got.append, confirm_pd=False,
-                             prove_bootstrap_refused=prove)
+    res = t.reconcile_tenant(
+        SinkPD(),
+        {},
+        t.TenantSpec(name="acme_corp", admin_password="A-pass-1"),
+        current=_existing(),
+        sql=fake,
+        session_sink=got.append,
+        confirm_pd=False,
+        prove_bootstrap_refused=prove,
+    )
     assert not res["changed"] and res["admin_login_proven"]
     assert got == fake.sessions and len(got) == 1 and not got[0].closed
     assert fake.probes == ([("admin", "admin")] if prove else [])
@@ -520,17 +592,24 @@ def test_admins_proving_login_is_the_session_handed_over(prove):
 
 def test_without_a_sink_the_proving_session_is_closed():
     from ansible_collections.pgtikv.cloud.plugins.module_utils import _tenant as t
+
     fake = NoopSQL()
-    t.reconcile_tenant(SinkPD(), {}, t.TenantSpec(name="acme_corp", admin_password="A-pass-1"),
-                       current=_existing(), sql=fake, confirm_pd=False)
+    t.reconcile_tenant(SinkPD(), {}, t.TenantSpec(name="acme_corp", admin_password="A-pass-1"), current=_existing(), sql=fake, confirm_pd=False)
     assert len(fake.sessions) == 1 and fake.sessions[0].closed
 
 
 def test_bootstrap_password_that_still_logs_in_is_reported():
     from ansible_collections.pgtikv.cloud.plugins.module_utils import _tenant as t
-    res = t.reconcile_tenant(SinkPD(), {}, t.TenantSpec(name="acme_corp", admin_password="A-pass-1"),
-                             current=_existing(), sql=NoopSQL(bootstrap_works=True), confirm_pd=False,
-                             prove_bootstrap_refused=True)
+
+    res = t.reconcile_tenant(
+        SinkPD(),
+        {},
+        t.TenantSpec(name="acme_corp", admin_password="A-pass-1"),
+        current=_existing(),
+        sql=NoopSQL(bootstrap_works=True),
+        confirm_pd=False,
+        prove_bootstrap_refused=True,
+    )
     assert res["bootstrap_refused"] is False
 
 
@@ -540,15 +619,14 @@ def test_verification_tests_again_only_what_the_reconcile_did_not_prove(monkeypa
     def probe(sql_params, name, user, password):
         probes.append(user if password != "admin" else "admin/admin")
         return "refused" if password == "admin" else "ok"
+
     monkeypatch.setattr(b.sql, "probe_login", probe)
-    item = entry("acme_corp", admin_password="A-pass-1",
-                 users=[{"name": "app", "password": "U-pass-1"}, {"name": "ro", "password": "R-pass-1"}])
+    item = entry("acme_corp", admin_password="A-pass-1", users=[{"name": "app", "password": "U-pass-1"}, {"name": "ro", "password": "R-pass-1"}])
     passwords = {"app": "U-pass-1", "ro": "R-pass-1"}
     everything = {"admin": True, "bootstrap_refused": True, "users": {"app", "ro"}}
     out = b.verify_tenant({}, "acme_corp", _existing(), "A-pass-1", passwords, item, proven=everything)
     assert out["complete"] and probes == []
-    out = b.verify_tenant({}, "acme_corp", _existing(), "A-pass-1", passwords, item,
-                          proven={"admin": True, "users": {"app"}})
+    out = b.verify_tenant({}, "acme_corp", _existing(), "A-pass-1", passwords, item, proven={"admin": True, "users": {"app"}})
     assert out["complete"] and probes == ["admin/admin", "ro"]
     # What the reconcile proved never stands in for the keyspace state PD reports.
     del probes[:]

@@ -29,7 +29,7 @@ class FakeApi:
     def __init__(self):
         self.objects = {}  # (kind, name) -> object
         self.version = 100
-        self.writes = []   # (verb, kind, name)
+        self.writes = []  # (verb, kind, name)
         self.guard = threading.Lock()
         self.fail_next_reply = None  # verb whose next reply is lost after the write is done
 
@@ -77,9 +77,11 @@ class FakeApi:
     def list_secrets(self, namespace, selector, name=None):
         wanted = dict(pair.split("=") for pair in selector.split(",")) if selector else {}
         with self.guard:
-            return [copy.deepcopy(o) for (kind, n), o in sorted(self.objects.items()) if kind == "Secret"
-                    and (name is None or n == name)
-                    and all(o["metadata"].get("labels", {}).get(k) == v for k, v in wanted.items())]
+            return [
+                copy.deepcopy(o)
+                for (kind, n), o in sorted(self.objects.items())
+                if kind == "Secret" and (name is None or n == name) and all(o["metadata"].get("labels", {}).get(k) == v for k, v in wanted.items())
+            ]
 
     def create_secret(self, namespace, body):
         return self._create("Secret", body)
@@ -149,8 +151,7 @@ def test_round_trip_one_secret_per_tenant_with_labels_and_the_real_name():
     s = store(api)
     with s.locked():
         assert s.load() == {}
-        data = {"Acme_Corp": {"admin": {"pending": "pw-a"}, "users": {"app": {"current": "pw-u"}}},
-                "beta": {"admin": {"current": "pw-b"}}}
+        data = {"Acme_Corp": {"admin": {"pending": "pw-a"}, "users": {"app": {"current": "pw-u"}}}, "beta": {"admin": {"current": "pw-b"}}}
         s.save(data)
     name = ks.secret_name(ks.DEFAULT_PREFIX, "Acme_Corp")
     obj = api.objects[("Secret", name)]
@@ -187,8 +188,7 @@ def test_a_secret_changed_since_the_load_stops_the_save_and_nothing_further_is_w
     s = store(api)
     with s.locked():
         data = s.load()
-        data.update({"a": {"admin": {"current": "a1"}}, "b": {"admin": {"current": "b1"}},
-                     "c": {"admin": {"current": "c1"}}})
+        data.update({"a": {"admin": {"current": "a1"}}, "b": {"admin": {"current": "b1"}}, "c": {"admin": {"current": "c1"}}})
         s.save(data)
     first, meddler = store(api), store(api, name_prefix=ks.DEFAULT_PREFIX)
     with first.locked():
@@ -247,8 +247,7 @@ def test_a_secret_whose_annotation_was_edited_is_refused():
     s = store(api)
     with s.locked():
         s.save({"a": {"admin": {"current": "x"}}})
-    api.objects[("Secret", ks.secret_name(ks.DEFAULT_PREFIX, "a"))]["metadata"]["annotations"][
-        ks.TENANT_ANNOTATION] = "b"
+    api.objects[("Secret", ks.secret_name(ks.DEFAULT_PREFIX, "a"))]["metadata"]["annotations"][ks.TENANT_ANNOTATION] = "b"
     with store(api).locked() as again, pytest.raises(SecretStoreError, match="edited by hand"):
         again.load()
 

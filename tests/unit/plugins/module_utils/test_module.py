@@ -61,10 +61,13 @@ def test_finish_fails_with_the_message_and_the_result():
     assert module.warnings == ["w"]
 
 
-@pytest.mark.parametrize("library,where,flag", [
-    ("requests", _pd_client, "HAS_REQUESTS"),
-    ("psycopg2", _sql_client, "HAS_PSYCOPG2"),
-])
+@pytest.mark.parametrize(
+    "library,where,flag",
+    [
+        ("requests", _pd_client, "HAS_REQUESTS"),
+        ("psycopg2", _sql_client, "HAS_PSYCOPG2"),
+    ],
+)
 def test_require_libraries(monkeypatch, library, where, flag):
     monkeypatch.setattr(_pd_client, "HAS_REQUESTS", True)
     monkeypatch.setattr(_sql_client, "HAS_PSYCOPG2", True)
@@ -82,10 +85,16 @@ def test_pd_client_or_fail():
 
 
 def test_sql_params_are_the_sql_options():
-    params = {"pg_host": "db", "pg_port": 5000, "ssl_mode": "require", "ca_cert": "/ca.pem", "connect_timeout": 3,
-              "login_password": "secret", "pd_endpoints": ["pd:1"]}
-    assert sql_params_from(params) == {"pg_host": "db", "pg_port": 5000, "ssl_mode": "require", "ca_cert": "/ca.pem",
-                                       "connect_timeout": 3}
+    params = {
+        "pg_host": "db",
+        "pg_port": 5000,
+        "ssl_mode": "require",
+        "ca_cert": "/ca.pem",
+        "connect_timeout": 3,
+        "login_password": "secret",
+        "pd_endpoints": ["pd:1"],
+    }
+    assert sql_params_from(params) == {"pg_host": "db", "pg_port": 5000, "ssl_mode": "require", "ca_cert": "/ca.pem", "connect_timeout": 3}
     assert set(sql_params_from({})) == set(sql_argument_spec())
 
 
@@ -94,8 +103,11 @@ def test_sql_params_are_the_sql_options():
 
 def test_only_the_no_log_values_that_occur_are_handed_to_ansible_masking():
     secrets = {"s3cret-one", "another-secret", "short", "x*y", "VALUE"}
-    result = {"tenants": [{"name": "acme", "msg": "login with s3cret-one failed"}, {"name": "b", "n": 12345}],
-              "echo": "short", "keys": {"another-secret": True}}
+    result = {
+        "tenants": [{"name": "acme", "msg": "login with s3cret-one failed"}, {"name": "b", "n": 12345}],
+        "echo": "short",
+        "keys": {"another-secret": True},
+    }
     assert m.occurring_no_log_values(secrets, result) == {"s3cret-one", "short", "x*y", "VALUE"}
     # A number whose text holds a value, bytes, a value inside a longer one.
     assert m.occurring_no_log_values({"2345", "abc"}, {"n": 12345, "b": b"xxabcxx"}) == {"2345", "abc"}
@@ -104,14 +116,14 @@ def test_only_the_no_log_values_that_occur_are_handed_to_ansible_masking():
 
 def test_ansible_masks_exactly_as_with_every_no_log_value():
     import random
+
     from ansible.module_utils.common.parameters import remove_values
 
     rng = random.Random(7)
     alphabet = "ab'\\*é x"
     secrets = {"".join(rng.choice(alphabet) for _i in range(rng.randint(1, 6))) for _j in range(40)}
     texts = ["".join(rng.choice(alphabet) for _i in range(rng.randint(0, 30))) for _j in range(300)]
-    result = {"strings": texts, "nested": [{"k": t, "n": rng.randint(0, 99999)} for t in texts[:50]],
-              "flags": [True, None, 1.5]}
+    result = {"strings": texts, "nested": [{"k": t, "n": rng.randint(0, 99999)} for t in texts[:50]], "flags": [True, None, 1.5]}
     # Lists in one order: Ansible tries values of equal length in the order it
     # is given them, and with overlapping values the order decides the text.
     found = m.occurring_no_log_values(secrets, result)

@@ -16,25 +16,29 @@ from ansible_collections.pgtikv.cloud.tests.unit.plugins.module_utils.pd_fakes i
     make_client,
 )
 
-
 # ---------------------------------------------------------------- endpoints
 
-@pytest.mark.parametrize("raw,tls,expected", [
-    ("127.0.0.1:2379", False, "http://127.0.0.1:2379"),
-    ("127.0.0.1:2379", True, "https://127.0.0.1:2379"),
-    ("pd1.example.com", False, "http://pd1.example.com:2379"),
-    ("http://pd:2379", True, "http://pd:2379"),          # an explicit scheme wins
-    ("https://pd:2379/", False, "https://pd:2379"),
-    ("  pd:1234 ", False, "http://pd:1234"),
-    ("[::1]:2379", False, "http://[::1]:2379"),
-    ("https://[fe80::1]", False, "https://[fe80::1]:2379"),
-])
+
+@pytest.mark.parametrize(
+    "raw,tls,expected",
+    [
+        ("127.0.0.1:2379", False, "http://127.0.0.1:2379"),
+        ("127.0.0.1:2379", True, "https://127.0.0.1:2379"),
+        ("pd1.example.com", False, "http://pd1.example.com:2379"),
+        ("http://pd:2379", True, "http://pd:2379"),  # an explicit scheme wins
+        ("https://pd:2379/", False, "https://pd:2379"),
+        ("  pd:1234 ", False, "http://pd:1234"),
+        ("[::1]:2379", False, "http://[::1]:2379"),
+        ("https://[fe80::1]", False, "https://[fe80::1]:2379"),
+    ],
+)
 def test_normalize_endpoint(raw, tls, expected):
     assert p.normalize_endpoint(raw, tls) == expected
 
 
-@pytest.mark.parametrize("raw", ["", "   ", "ftp://pd:2379", "http://pd:2379/pd/api/v2", "http://:2379",
-                                 "pd:notaport", "http://user:pw@pd:2379", "http://pd:2379?x=1"])
+@pytest.mark.parametrize(
+    "raw", ["", "   ", "ftp://pd:2379", "http://pd:2379/pd/api/v2", "http://:2379", "pd:notaport", "http://user:pw@pd:2379", "http://pd:2379?x=1"]
+)
 def test_normalize_endpoint_refuses(raw):
     with pytest.raises(p.PDConfigError) as exc:
         p.normalize_endpoint(raw)
@@ -61,12 +65,15 @@ def test_client_tls_options_imply_https_and_verify():
     assert c.session.verify is False
 
 
-@pytest.mark.parametrize("kwargs,text", [
-    (dict(endpoints=[]), "no PD endpoint"),
-    (dict(endpoints=["pd:1"], client_key="/k.pem"), "needs pd_client_cert"),
-    (dict(endpoints=["pd:1"], retries=-1), "pd_retries"),
-    (dict(endpoints=["pd:1"], timeout=0), "pd_timeout"),
-])
+@pytest.mark.parametrize(
+    "kwargs,text",
+    [
+        (dict(endpoints=[]), "no PD endpoint"),
+        (dict(endpoints=["pd:1"], client_key="/k.pem"), "needs pd_client_cert"),
+        (dict(endpoints=["pd:1"], retries=-1), "pd_retries"),
+        (dict(endpoints=["pd:1"], timeout=0), "pd_timeout"),
+    ],
+)
 def test_client_config_errors(kwargs, text):
     with pytest.raises(p.PDConfigError) as exc:
         p.PDClient(**kwargs)
@@ -75,64 +82,72 @@ def test_client_config_errors(kwargs, text):
 
 # ---------------------------------------------------------------- bodies
 
-@pytest.mark.parametrize("body,expected", [
-    ('"[PD:keyspace:ErrKeyspaceNotFound]keyspace does not exist"',
-     "[PD:keyspace:ErrKeyspaceNotFound]keyspace does not exist"),
-    ('"keyspace does not exist"', "keyspace does not exist"),              # v8.x
-    ("{}", ""),                                                             # unknown state, v8 bad JSON
-    ("", ""),
-    ("[PD:apiutil:ErrRedirect]redirect failed", "[PD:apiutil:ErrRedirect]redirect failed"),  # text/plain
-    ("404 page not found", "404 page not found"),
-    ('{"error": "x"}', "x"),
-])
+
+@pytest.mark.parametrize(
+    "body,expected",
+    [
+        ('"[PD:keyspace:ErrKeyspaceNotFound]keyspace does not exist"', "[PD:keyspace:ErrKeyspaceNotFound]keyspace does not exist"),
+        ('"keyspace does not exist"', "keyspace does not exist"),  # v8.x
+        ("{}", ""),  # unknown state, v8 bad JSON
+        ("", ""),
+        ("[PD:apiutil:ErrRedirect]redirect failed", "[PD:apiutil:ErrRedirect]redirect failed"),  # text/plain
+        ("404 page not found", "404 page not found"),
+        ('{"error": "x"}', "x"),
+    ],
+)
 def test_parse_error_body(body, expected):
     assert p.parse_error_body(body) == expected
 
 
 def test_split_pd_code():
-    assert p.split_pd_code("[PD:keyspace:ErrKeyspaceExists]keyspace already exists") == (
-        "PD:keyspace:ErrKeyspaceExists", "keyspace already exists")
+    assert p.split_pd_code("[PD:keyspace:ErrKeyspaceExists]keyspace already exists") == ("PD:keyspace:ErrKeyspaceExists", "keyspace already exists")
     assert p.split_pd_code("keyspace already exists") == (None, "keyspace already exists")
 
 
 # Bodies of every PD line in the reference (§1.2-§1.9, §9): v8.x plain texts
 # and v26.3/master prefixed ones must map to the same kind.
-@pytest.mark.parametrize("status,text,kind", [
-    (500, "keyspace does not exist", "not_found"),
-    (500, "[PD:keyspace:ErrKeyspaceNotFound]keyspace does not exist", "not_found"),
-    (500, "keyspace already exists", "exists"),
-    (500, "[PD:keyspace:ErrKeyspaceExists]keyspace already exists", "exists"),
-    (500, "illegal keyspace name a.b, should contain only alphanumerical and underline", "illegal_name"),
-    (500, "illegal keyspace name DEFAULT, collides with default keyspace name", "reserved_name"),
-    (500, "illegal keyspace name DEFAULT, collides with a protected keyspace name", "reserved_name"),
-    (500, "keyspace name is empty", "illegal_name"),
-    (500, "cannot change keyspace state from ENABLED to ARCHIVED", "illegal_transition"),
-    (500, "cannot modify default keyspace's state", "protected_keyspace"),
-    (500, "[PD:keyspace:ErrModifyDefaultKeyspace]cannot modify default keyspace's state", "protected_keyspace"),
-    (500, "cannot change config for keyspace with state ARCHIVED", "config_state"),
-    (409, "[PD:keyspace:ErrKeyspaceConfigPreconditionFailed]keyspace config precondition failed, k must be absent",
-     "precondition"),
-    (409, "[PD:etcd:ErrEtcdTxnConflict]etcd transaction failed, conflicted and rolled back", "conflict"),
-    (500, "[PD:keyspace:ErrUnsupportedOperationInKeyspace]region bound type", "unsupported_config"),
-    (500, "[PD:keyspace:ErrUnsupportedOperationInKeyspace]it's a unsupported operation", "unsupported_config"),
-    (400, "unknown meta-service group", "unsupported_config"),
-    (500, "[PD:cluster:ErrNotBootstrapped]TiKV cluster not bootstrapped, please start TiKV first", "not_bootstrapped"),
-    (500, "TiKV cluster not bootstrapped, please start TiKV first", "not_bootstrapped"),
-    (500, "[PD:keyspace:ErrRegionSplitTimeout]region split timeout", "region_split_timeout"),
-    (503, "[PD:server:ErrLeaderNil]leader is nil", "no_leader"),
-    (500, "[PD:server:ErrServerNotStarted]server not started", "not_started"),
-    (500, "[PD:apiutil:ErrRedirectToNotLeader]redirect to not leader", "redirect"),
-    (500, "[PD:apiutil:ErrRedirect]redirect failed", "redirect"),
-    (400, "", "bad_request"),
-    (400, "[PD:gin:ErrBindJSON]invalid character 'i' looking for beginning of object key string: invalid "
-          "character 'i' looking for beginning of object key string", "bad_request"),
-    (404, "404 page not found", "no_such_api"),
-    (500, "keyspace group manager is not initialized", "unsupported_request"),
-    (502, "", "unavailable"),
-    (500, "etcdserver: too many operations in txn request", "page_too_large"),
-    (400, "Client sent an HTTP request to an HTTPS server.", "tls_required"),
-    (500, "something new", "server_error"),
-])
+@pytest.mark.parametrize(
+    "status,text,kind",
+    [
+        (500, "keyspace does not exist", "not_found"),
+        (500, "[PD:keyspace:ErrKeyspaceNotFound]keyspace does not exist", "not_found"),
+        (500, "keyspace already exists", "exists"),
+        (500, "[PD:keyspace:ErrKeyspaceExists]keyspace already exists", "exists"),
+        (500, "illegal keyspace name a.b, should contain only alphanumerical and underline", "illegal_name"),
+        (500, "illegal keyspace name DEFAULT, collides with default keyspace name", "reserved_name"),
+        (500, "illegal keyspace name DEFAULT, collides with a protected keyspace name", "reserved_name"),
+        (500, "keyspace name is empty", "illegal_name"),
+        (500, "cannot change keyspace state from ENABLED to ARCHIVED", "illegal_transition"),
+        (500, "cannot modify default keyspace's state", "protected_keyspace"),
+        (500, "[PD:keyspace:ErrModifyDefaultKeyspace]cannot modify default keyspace's state", "protected_keyspace"),
+        (500, "cannot change config for keyspace with state ARCHIVED", "config_state"),
+        (409, "[PD:keyspace:ErrKeyspaceConfigPreconditionFailed]keyspace config precondition failed, k must be absent", "precondition"),
+        (409, "[PD:etcd:ErrEtcdTxnConflict]etcd transaction failed, conflicted and rolled back", "conflict"),
+        (500, "[PD:keyspace:ErrUnsupportedOperationInKeyspace]region bound type", "unsupported_config"),
+        (500, "[PD:keyspace:ErrUnsupportedOperationInKeyspace]it's a unsupported operation", "unsupported_config"),
+        (400, "unknown meta-service group", "unsupported_config"),
+        (500, "[PD:cluster:ErrNotBootstrapped]TiKV cluster not bootstrapped, please start TiKV first", "not_bootstrapped"),
+        (500, "TiKV cluster not bootstrapped, please start TiKV first", "not_bootstrapped"),
+        (500, "[PD:keyspace:ErrRegionSplitTimeout]region split timeout", "region_split_timeout"),
+        (503, "[PD:server:ErrLeaderNil]leader is nil", "no_leader"),
+        (500, "[PD:server:ErrServerNotStarted]server not started", "not_started"),
+        (500, "[PD:apiutil:ErrRedirectToNotLeader]redirect to not leader", "redirect"),
+        (500, "[PD:apiutil:ErrRedirect]redirect failed", "redirect"),
+        (400, "", "bad_request"),
+        (
+            400,
+            "[PD:gin:ErrBindJSON]invalid character 'i' looking for beginning of object key string: invalid "
+            "character 'i' looking for beginning of object key string",
+            "bad_request",
+        ),
+        (404, "404 page not found", "no_such_api"),
+        (500, "keyspace group manager is not initialized", "unsupported_request"),
+        (502, "", "unavailable"),
+        (500, "etcdserver: too many operations in txn request", "page_too_large"),
+        (400, "Client sent an HTTP request to an HTTPS server.", "tls_required"),
+        (500, "something new", "server_error"),
+    ],
+)
 def test_classify_error(status, text, kind):
     assert p.classify_error(status, text) == kind
 
@@ -142,8 +157,7 @@ def test_describe_messages_are_actionable():
     assert "ENABLED, DISABLED, ARCHIVED, TOMBSTONE" in msg
     msg = p._describe("not_bootstrapped", 500, "TiKV cluster not bootstrapped", "GET", "/x", "t1")
     assert "Start TiKV" in msg
-    msg = p._describe("illegal_transition", 500, "cannot change keyspace state from ENABLED to ARCHIVED",
-                      "PUT", "/x", "t1")
+    msg = p._describe("illegal_transition", 500, "cannot change keyspace state from ENABLED to ARCHIVED", "PUT", "/x", "t1")
     assert "ENABLED->DISABLED" in msg
     msg = p._describe("no_such_api", 404, "404 page not found", "GET", "/pd/api/v2/keyspaces/t1", "t1")
     assert "client URL" in msg
@@ -151,20 +165,29 @@ def test_describe_messages_are_actionable():
 
 # ---------------------------------------------------------------- versions
 
-@pytest.mark.parametrize("text,parsed", [
-    ("v8.1.0", (8, 1, 0)), ("v26.3.4", (26, 3, 4)), ("8.5", (8, 5, 0)),
-    ("None", None), ("", None), (None, None), ("v9.0.0-beta.1", (9, 0, 0)),
-])
+
+@pytest.mark.parametrize(
+    "text,parsed",
+    [
+        ("v8.1.0", (8, 1, 0)),
+        ("v26.3.4", (26, 3, 4)),
+        ("8.5", (8, 5, 0)),
+        ("None", None),
+        ("", None),
+        (None, None),
+        ("v9.0.0-beta.1", (9, 0, 0)),
+    ],
+)
 def test_parse_version(text, parsed):
     assert p.parse_version(text) == parsed
 
 
 def test_pd_name_rule_per_version():
     long_name = "a" * 21
-    assert p.pd_name_error(long_name, (8, 5, 7)) is None          # no limit on v8.x
+    assert p.pd_name_error(long_name, (8, 5, 7)) is None  # no limit on v8.x
     assert "at most 20" in p.pd_name_error(long_name, (26, 3, 0))
     assert p.pd_name_error("a" * 20, (26, 3, 0)) is None
-    assert p.pd_name_error(long_name, None) is None               # unknown: caller warns
+    assert p.pd_name_error(long_name, None) is None  # unknown: caller warns
     assert "breaks PD's rule" in p.pd_name_error("a.b", (8, 1, 0))
     assert "breaks PD's rule" in p.pd_name_error("abc\n", (8, 1, 0))  # fullmatch, not match with '$'
 
@@ -190,8 +213,7 @@ def test_not_found_is_none_and_not_retried():
 
 
 def test_keyspace_error_is_final_even_with_more_endpoints():
-    c = make_client({"http://a:1": [FakeResponse(500, '"cannot change keyspace state from ENABLED to ARCHIVED"')],
-                     "http://b:2": [OK]})
+    c = make_client({"http://a:1": [FakeResponse(500, '"cannot change keyspace state from ENABLED to ARCHIVED"')], "http://b:2": [OK]})
     with pytest.raises(p.PDError) as exc:
         c.set_state("t1", "archived")
     assert exc.value.kind == "illegal_transition"
@@ -247,8 +269,7 @@ def test_tls_errors_are_not_retried():
 def test_pagination_follows_next_page_token_and_null_keyspaces():
     pages = [
         FakeResponse(200, '{"keyspaces": [{"id": 0, "name": "DEFAULT", "state": "ENABLED"}], "next_page_token": "1"}'),
-        FakeResponse(200, '{"keyspaces": [{"id": 1, "name": "t1", "state": "DISABLED", "config": {"a": "b"}}],'
-                          ' "next_page_token": "2"}'),
+        FakeResponse(200, '{"keyspaces": [{"id": 1, "name": "t1", "state": "DISABLED", "config": {"a": "b"}}], "next_page_token": "2"}'),
         FakeResponse(200, '{"keyspaces": null, "next_page_token": ""}'),
     ]
     c = make_client({"http://a:1": pages}, endpoints=("http://a:1",))
@@ -283,14 +304,17 @@ TOO_MANY = FakeResponse(500, '"etcdserver: too many operations in txn request"')
 ONE_PAGE = FakeResponse(200, '{"keyspaces": [{"id": 1, "name": "t1", "state": "ENABLED"}], "next_page_token": ""}')
 
 
-@pytest.mark.parametrize("answers,page_size,kind,limits", [
-    # an etcd with a lower max-txn-ops: halved until PD serves the page
-    ([TOO_MANY, TOO_MANY, ONE_PAGE], 500, None, ["127", "63", "31"]),
-    # not even a page of one: PD's error
-    ([TOO_MANY], 4, "page_too_large", ["4", "2", "1"]),
-    # any other error is not a reason to halve
-    ([FakeResponse(500, '"keyspace group manager is not initialized"')], 127, "unsupported_request", ["127"]),
-])
+@pytest.mark.parametrize(
+    "answers,page_size,kind,limits",
+    [
+        # an etcd with a lower max-txn-ops: halved until PD serves the page
+        ([TOO_MANY, TOO_MANY, ONE_PAGE], 500, None, ["127", "63", "31"]),
+        # not even a page of one: PD's error
+        ([TOO_MANY], 4, "page_too_large", ["4", "2", "1"]),
+        # any other error is not a reason to halve
+        ([FakeResponse(500, '"keyspace group manager is not initialized"')], 127, "unsupported_request", ["127"]),
+    ],
+)
 def test_page_halving(answers, page_size, kind, limits):
     c = make_client({"http://a:1": list(answers)}, endpoints=("http://a:1",), retries=0)
     if kind is None:
@@ -387,8 +411,9 @@ def test_version_fails_over_past_a_404():
 
 def test_pds_own_not_found_is_final_even_as_a_404():
     for status in (500, 404):
-        c = make_client({"http://a:1": [FakeResponse(status, '"[PD:keyspace:ErrKeyspaceNotFound]keyspace does not exist"')],
-                         "http://b:2": [FakeResponse(200, KS_T1)]})
+        c = make_client(
+            {"http://a:1": [FakeResponse(status, '"[PD:keyspace:ErrKeyspaceNotFound]keyspace does not exist"')], "http://b:2": [FakeResponse(200, KS_T1)]}
+        )
         assert c.get_keyspace("t1") is None
         assert len(c.session.calls) == 1
 
@@ -415,8 +440,7 @@ def test_all_endpoints_invalid_fails_clearly_without_pointless_retry_rounds():
 
 
 def test_a_foreign_500_is_retried_like_an_unreachable_endpoint():
-    c = make_client({"http://a:1": [NOT_PD["500 html"], FakeResponse(200, KS_T1)]}, endpoints=("http://a:1",),
-                    retries=2)
+    c = make_client({"http://a:1": [NOT_PD["500 html"], FakeResponse(200, KS_T1)]}, endpoints=("http://a:1",), retries=2)
     assert c.get_keyspace("t1")["name"] == "t1"
     assert len(c.session.calls) == 2
 
@@ -437,8 +461,7 @@ def test_missing_tls_file_is_a_config_error_not_a_traceback():
 
 
 def test_page_is_halved_when_etcd_refuses_an_answer_over_2_mib():
-    big = FakeResponse(500, '"rpc error: code = ResourceExhausted desc = trying to send message larger than max '
-                            '(2100272 vs. 2097152)"')
+    big = FakeResponse(500, '"rpc error: code = ResourceExhausted desc = trying to send message larger than max (2100272 vs. 2097152)"')
     c = make_client({"http://a:1": [big, big, FakeResponse(200, LIST_OK)]}, endpoints=("http://a:1",), retries=0)
     assert [k["name"] for k in c.list_keyspaces(page_size=127)] == ["t1"]
     assert [q["limit"] for q in c.session.params] == ["127", "63", "31"]
@@ -446,8 +469,8 @@ def test_page_is_halved_when_etcd_refuses_an_answer_over_2_mib():
 
 # ---------------------------------------------------------------- secrets in endpoints, config size
 
-@pytest.mark.parametrize("raw", ["https://user:s3cr3t-pw@pd:2379", "user:s3cr3t-pw@pd:2379",
-                                 "http://s3cr3t-pw@pd:2379", "https://user:s3cr3t-pw@pd:notaport"])
+
+@pytest.mark.parametrize("raw", ["https://user:s3cr3t-pw@pd:2379", "user:s3cr3t-pw@pd:2379", "http://s3cr3t-pw@pd:2379", "https://user:s3cr3t-pw@pd:notaport"])
 def test_endpoint_userinfo_is_refused_and_masked(raw):
     with pytest.raises(p.PDConfigError) as exc:
         p.PDClient([raw])

@@ -22,10 +22,10 @@ def counter():
 
 # -- records ----------------------------------------------------------------
 
+
 def test_format1_file_of_the_tenants_role_is_read_as_current_and_previous():
     data = {"tenants": {"t1": {"admin": "a1", "admin_previous": "a0", "users": {"u": "p"}}}}
-    assert ss.normalize(data) == {"t1": {"admin": {"current": "a1", "previous": "a0"},
-                                         "users": {"u": {"current": "p"}}}}
+    assert ss.normalize(data) == {"t1": {"admin": {"current": "a1", "previous": "a0"}, "users": {"u": {"current": "p"}}}}
 
 
 def test_prepare_adds_pending_only_when_needed_and_never_replaces_one():
@@ -57,10 +57,12 @@ def test_promote_moves_current_to_previous():
 
 def test_fill_fleet_stores_pending_for_undeclared_only_and_uses_it():
     store = {"t2": {"admin": {"current": "a2"}, "users": {"u": {"current": "u2"}}}}
-    items = [{"name": "t1", "users": [{"name": "u"}, {"name": "v", "password": "declared"}]},
-             {"name": "t2", "users": [{"name": "u"}]},
-             {"name": "t3", "admin_password": "mine"},
-             {"name": "t4", "state": "disabled"}]
+    items = [
+        {"name": "t1", "users": [{"name": "u"}, {"name": "v", "password": "declared"}]},
+        {"name": "t2", "users": [{"name": "u"}]},
+        {"name": "t3", "admin_password": "mine"},
+        {"name": "t4", "state": "disabled"},
+    ]
     out, added = ss.fill_fleet(store, items, counter())
     assert added == 2
     assert out[0]["admin_password"] == "gen1" and out[0]["previous_admin_passwords"] == []
@@ -93,6 +95,7 @@ def test_promote_fleet_only_what_was_proven():
 
 # -- the file backend ---------------------------------------------------------
 
+
 def test_save_is_0600_in_0700_dir_and_round_trips(tmp_path):
     path = tmp_path / "sub" / "s.yml"
     store = ss.FileStore(str(path))
@@ -116,8 +119,7 @@ def test_readable_by_others_is_refused(tmp_path):
 
 def test_encrypted_store_needs_the_vault_and_stays_encrypted(tmp_path):
     path = tmp_path / "s.yml"
-    enc = ss.FileStore(str(path), encrypt=lambda t: "$ANSIBLE_VAULT;" + t[::-1],
-                       decrypt=lambda t: t[len("$ANSIBLE_VAULT;"):][::-1])
+    enc = ss.FileStore(str(path), encrypt=lambda t: "$ANSIBLE_VAULT;" + t[::-1], decrypt=lambda t: t[len("$ANSIBLE_VAULT;") :][::-1])
     with enc.locked():
         enc.load()
         enc.save({"t": {"admin": {"current": "pw"}}})
@@ -127,6 +129,7 @@ def test_encrypted_store_needs_the_vault_and_stays_encrypted(tmp_path):
 
     def bad(text):
         raise ValueError("nope")
+
     with pytest.raises(ss.SecretStoreError, match="wrong vault password"):
         ss.FileStore(str(path), decrypt=bad).load()
 
@@ -203,6 +206,5 @@ def test_single_user_fill_logs_in_with_the_stored_admin_and_promotes():
     assert ss.promote_user(store, {"tenant": "t", "name": "app"}, {"password_proven": True}) == 1
     assert store["t"]["users"]["app"] == {"current": "gen1"}
     # A login given by the caller is kept.
-    params, _added = ss.fill_user(store, {"tenant": "t", "name": "app", "login_user": "ops", "login_password": "o"},
-                                  counter())
+    params, _added = ss.fill_user(store, {"tenant": "t", "name": "app", "login_user": "ops", "login_password": "o"}, counter())
     assert params["login_user"] == "ops" and params["login_password"] == "o" and params["password"] == "gen1"

@@ -19,30 +19,24 @@ from ansible_collections.pgtikv.cloud.plugins.module_utils import _sql_client as
 # violation (SASLprep fails -> raw bytes), a compatibility character, an
 # emoji (unassigned in Unicode 3.2 -> raw bytes), a tab and full-width letters.
 POSTGRES_VERIFIERS = [
-    ('abc',
-     'SCRAM-SHA-256$4096:eWvm0enmtQ9bm09M/lF7nQ==$KK4AsOeYG7mRMUUfhWkUbJKW0XDz6MpN2tvLfMFHzmA=:scemDwlkWd1QU0qT0GfeN4gcoSzf62E/jZNxt/hTq0E='),
-    ("pa'ss\\word",
-     'SCRAM-SHA-256$4096:+ZAJf0uoNThLjK0nJb9kLw==$sK5uXDaZ4/+jNxtIccvVcrtSTW9gYdQEocMlfvcul5U=:ShOxlv12jlgqjiedWWp/X8MXImaP9vptax6mt4FPA0Y='),
-    ('e\u0301t\xe9',
-     'SCRAM-SHA-256$4096:gQWgk2ydm+KbmmzNYqBXOg==$+CJJlFMIG3syF9a2YWW1Fvxf0o5gpNqHQoGitt8Fb5g=:jRth7EI+HaDYYT4SxGuv6SDx0gbXKhqz71DV/NJ1mcs='),
-    ('a\xa0b',
-     'SCRAM-SHA-256$4096:156OxdyQrslimoXIAW9J7Q==$Zrjqgeclq4j8TTmxin2vNOgTKqfTr4Gq6f35++5rip0=:wF76gdiaZP81HYyNDB+9ZUPblUKXiG/CLBEGDGaxADs='),
-    ('x\xadY',
-     'SCRAM-SHA-256$4096:QnW7wBE16ZIlV1bwtMUZAQ==$6seI9DNo+7sd0cMaD1cLol/loLXz7quP8RJ86HDSP7A=:MDCKJ92T04/P8Eo9Ezw/1G4uV5XkxKvhZM2nNiA4IhY='),
-    ('\u0627\u0644\u0639',
-     'SCRAM-SHA-256$4096:O67L/xcfB+Zp3axUJcZtyg==$HZNhwLQ02/qRCAj+XH3xoZ1P7rz1IY5OOLEF+VLFxO4=:o4FhGN8Df3y6xWnGuFtp+CfDDipPGJwtVZxeq5g5rtY='),
-    ('\u0627a',
-     'SCRAM-SHA-256$4096:QJ6Y5hFI/SZ2sodLx6ECvQ==$ehbH4k/3fELwvpR797ijH8snvoybJDc7jInIjL/jGbI=:bYCvn+/iTxkbITcQtsitWeZ2U4nKj5YBGtSgeplNnlQ='),
-    ('\u2163',
-     'SCRAM-SHA-256$4096:d8zOg+yT4YgszTo5S/Fnaw==$OJ3tkn6xlANuWOf3xJsFAyZ9YlhaA5WRVUNBJbLCy8w=:dS6k4zPDxwmD+LuqtdhYkjVGn5iodYKYQYvU4RViJ04='),
-    ('\U0001f600z',
-     'SCRAM-SHA-256$4096:5NyWMvxd+WYiNEqUJRAk2A==$xsaZrQUTdNIF1DHTrXKOYbpE5HH8RODjc7UE0jBX2DU=:/Qc5BLAG4ggSPGBBRtZj7msKhzACv9+tP1qfhHrjTH8='),
-    ('tab\there',
-     'SCRAM-SHA-256$4096:Yu0L2i3nU+iNnJ5uaAGo2Q==$IJqEbpq78mByw9/gGdF5bB5ZdTgOswVsPP7lWgkdN+s=:wwrtQiDf00XZ/dREjCkJad1jr2/7Z41wMLEFIURiznE='),
-    ('\uff46\uff55\uff4c\uff4c',
-     'SCRAM-SHA-256$4096:GnAYMxSqT3B7H9vYD44NnQ==$iMm3uGCnU7aF+zt/3STAiUdtZe3dy6eFWgbvb+dIOHM=:W8YVL+tDZRGjBUi8cVcaaFBwhRnTkV/uAbQdgsVwZxQ='),
-    ('a\u200b\xe9',
-     'SCRAM-SHA-256$4096:gO/OVPJvZEiagVu07C+yvA==$jgN81SgYN2LQR8WItNq/pkZUr8vNOBWAgifhoHTKzqY=:wdOp63ouxmxalln5HE+UwzuStfo237X929rs6NJsGu0='),
+    ("abc", "SCRAM-SHA-256$4096:eWvm0enmtQ9bm09M/lF7nQ==$KK4AsOeYG7mRMUUfhWkUbJKW0XDz6MpN2tvLfMFHzmA=:scemDwlkWd1QU0qT0GfeN4gcoSzf62E/jZNxt/hTq0E="),
+    ("pa'ss\\word", "SCRAM-SHA-256$4096:+ZAJf0uoNThLjK0nJb9kLw==$sK5uXDaZ4/+jNxtIccvVcrtSTW9gYdQEocMlfvcul5U=:ShOxlv12jlgqjiedWWp/X8MXImaP9vptax6mt4FPA0Y="),
+    ("e\u0301t\xe9", "SCRAM-SHA-256$4096:gQWgk2ydm+KbmmzNYqBXOg==$+CJJlFMIG3syF9a2YWW1Fvxf0o5gpNqHQoGitt8Fb5g=:jRth7EI+HaDYYT4SxGuv6SDx0gbXKhqz71DV/NJ1mcs="),
+    ("a\xa0b", "SCRAM-SHA-256$4096:156OxdyQrslimoXIAW9J7Q==$Zrjqgeclq4j8TTmxin2vNOgTKqfTr4Gq6f35++5rip0=:wF76gdiaZP81HYyNDB+9ZUPblUKXiG/CLBEGDGaxADs="),
+    ("x\xadY", "SCRAM-SHA-256$4096:QnW7wBE16ZIlV1bwtMUZAQ==$6seI9DNo+7sd0cMaD1cLol/loLXz7quP8RJ86HDSP7A=:MDCKJ92T04/P8Eo9Ezw/1G4uV5XkxKvhZM2nNiA4IhY="),
+    (
+        "\u0627\u0644\u0639",
+        "SCRAM-SHA-256$4096:O67L/xcfB+Zp3axUJcZtyg==$HZNhwLQ02/qRCAj+XH3xoZ1P7rz1IY5OOLEF+VLFxO4=:o4FhGN8Df3y6xWnGuFtp+CfDDipPGJwtVZxeq5g5rtY=",
+    ),
+    ("\u0627a", "SCRAM-SHA-256$4096:QJ6Y5hFI/SZ2sodLx6ECvQ==$ehbH4k/3fELwvpR797ijH8snvoybJDc7jInIjL/jGbI=:bYCvn+/iTxkbITcQtsitWeZ2U4nKj5YBGtSgeplNnlQ="),
+    ("\u2163", "SCRAM-SHA-256$4096:d8zOg+yT4YgszTo5S/Fnaw==$OJ3tkn6xlANuWOf3xJsFAyZ9YlhaA5WRVUNBJbLCy8w=:dS6k4zPDxwmD+LuqtdhYkjVGn5iodYKYQYvU4RViJ04="),
+    ("\U0001f600z", "SCRAM-SHA-256$4096:5NyWMvxd+WYiNEqUJRAk2A==$xsaZrQUTdNIF1DHTrXKOYbpE5HH8RODjc7UE0jBX2DU=:/Qc5BLAG4ggSPGBBRtZj7msKhzACv9+tP1qfhHrjTH8="),
+    ("tab\there", "SCRAM-SHA-256$4096:Yu0L2i3nU+iNnJ5uaAGo2Q==$IJqEbpq78mByw9/gGdF5bB5ZdTgOswVsPP7lWgkdN+s=:wwrtQiDf00XZ/dREjCkJad1jr2/7Z41wMLEFIURiznE="),
+    (
+        "\uff46\uff55\uff4c\uff4c",
+        "SCRAM-SHA-256$4096:GnAYMxSqT3B7H9vYD44NnQ==$iMm3uGCnU7aF+zt/3STAiUdtZe3dy6eFWgbvb+dIOHM=:W8YVL+tDZRGjBUi8cVcaaFBwhRnTkV/uAbQdgsVwZxQ=",
+    ),
+    ("a\u200b\xe9", "SCRAM-SHA-256$4096:gO/OVPJvZEiagVu07C+yvA==$jgN81SgYN2LQR8WItNq/pkZUr8vNOBWAgifhoHTKzqY=:wdOp63ouxmxalln5HE+UwzuStfo237X929rs6NJsGu0="),
 ]
 
 
@@ -55,7 +49,7 @@ def test_verify_against_postgres_verifiers(password, verifier):
 @pytest.mark.parametrize("password,verifier", POSTGRES_VERIFIERS)
 def test_client_side_verifier_equals_postgres(password, verifier):
     # Same salt and iterations as the server used -> byte-identical verifier.
-    iterations, rest = verifier[len("SCRAM-SHA-256$"):].split(":", 1)
+    iterations, rest = verifier[len("SCRAM-SHA-256$") :].split(":", 1)
     salt = base64.b64decode(rest.split("$", 1)[0])
     assert c.scram_verifier(password, salt=salt, iterations=int(iterations)) == verifier
 
@@ -82,30 +76,36 @@ def test_verify_password_unknown_and_null():
     assert c.verify_password("SCRAM-SHA-256$4096:%%%%$a:b", "x", "u") is None
 
 
-@pytest.mark.parametrize("given,expected", [
-    ("plain ascii \\ '\"\t", "plain ascii \\ '\"\t"),  # ASCII untouched, even controls
-    ("a\u00a0b", "a b"),                            # non-ASCII space -> space
-    ("x\u00adY", "xY"),                             # soft hyphen: mapped to nothing
-    ("a\u200b\u00e9", "a \u00e9"),                  # zero-width space: C.1.2 wins over B.1, as in PostgreSQL
-    ("e\u0301\u00e9", "\u00e9\u00e9"),              # NFKC
-    ("\uff46", "f"),                                # full width -> NFKC
-    ("\u0627a", None),                              # RandALCat with LCat -> prohibited, raw bytes
-    ("\U0001F600", None),                           # unassigned in Unicode 3.2 -> raw bytes
-    ("\u00e9\u2028", None),                         # C.2.2 line separator -> raw bytes
-    ("\u00ad", ""),                                 # everything mapped away
-])
+@pytest.mark.parametrize(
+    "given,expected",
+    [
+        ("plain ascii \\ '\"\t", "plain ascii \\ '\"\t"),  # ASCII untouched, even controls
+        ("a\u00a0b", "a b"),  # non-ASCII space -> space
+        ("x\u00adY", "xY"),  # soft hyphen: mapped to nothing
+        ("a\u200b\u00e9", "a \u00e9"),  # zero-width space: C.1.2 wins over B.1, as in PostgreSQL
+        ("e\u0301\u00e9", "\u00e9\u00e9"),  # NFKC
+        ("\uff46", "f"),  # full width -> NFKC
+        ("\u0627a", None),  # RandALCat with LCat -> prohibited, raw bytes
+        ("\U0001f600", None),  # unassigned in Unicode 3.2 -> raw bytes
+        ("\u00e9\u2028", None),  # C.2.2 line separator -> raw bytes
+        ("\u00ad", ""),  # everything mapped away
+    ],
+)
 def test_saslprep(given, expected):
     assert c.saslprep(given) == expected
 
 
-@pytest.mark.parametrize("name,quoted", [
-    ("bob", '"bob"'),
-    ('we"ird', '"we""ird"'),
-    ("Mixed Case", '"Mixed Case"'),
-    ("a.b", '"a.b"'),
-    ("x'; DROP ROLE admin; --", '"x\'; DROP ROLE admin; --"'),
-    ("\u00e9l\u00e8ve", '"\u00e9l\u00e8ve"'),
-])
+@pytest.mark.parametrize(
+    "name,quoted",
+    [
+        ("bob", '"bob"'),
+        ('we"ird', '"we""ird"'),
+        ("Mixed Case", '"Mixed Case"'),
+        ("a.b", '"a.b"'),
+        ("x'; DROP ROLE admin; --", '"x\'; DROP ROLE admin; --"'),
+        ("\u00e9l\u00e8ve", '"\u00e9l\u00e8ve"'),
+    ],
+)
 def test_quote_ident(name, quoted):
     assert c.quote_ident(name) == quoted
 
@@ -135,45 +135,53 @@ def test_login_name():
     assert c.login_name("", "x") == "x"
 
 
-@pytest.mark.parametrize("text,code,kind", [
-    # pg-tikv (reference/pg-tikv-server.md §2.5)
-    ('connection to server at "127.0.0.1", port 25433 failed: FATAL:  Password authentication failed for user "bob"',
-     None, "refused"),
-    ("FATAL:  Authentication error: User 'bob' is not permitted to log in", None, "nologin"),
-    # PostgreSQL
-    ('FATAL:  password authentication failed for user "bob"', "28P01", "refused"),
-    ('FATAL:  role "bob" is not permitted to log in', None, "nologin"),
-    ('FATAL:  no pg_hba.conf entry for host "1.2.3.4", user "bob", database "postgres", no encryption', None, "hba"),
-    ("fe_sendauth: no password supplied", None, "refused"),
-    # network and TLS
-    ('connection to server at "127.0.0.1", port 1 failed: Connection refused\n\tIs the server running on that host '
-     'and accepting TCP/IP connections?', None, "unreachable"),
-    ("timeout expired", None, "unreachable"),
-    ('could not translate host name "nope" to address: Name or service not known', None, "unreachable"),
-    ("server closed the connection unexpectedly", None, "unreachable"),
-    ("server does not support SSL, but SSL was required", None, "tls"),
-    # pg-tikv whose PD is down (reference §1.4a, §2.5)
-    ("FATAL:  Failed to get client from pool: boom", None, "storage"),
-    ("FATAL:  Failed to begin transaction: PD is unreachable", None, "storage"),
-    ("FATAL:  Failed to bootstrap auth: gRPC error", None, "storage"),
-    ('FATAL:  database "x" does not exist', None, "other"),
-])
+@pytest.mark.parametrize(
+    "text,code,kind",
+    [
+        # pg-tikv (reference/pg-tikv-server.md §2.5)
+        ('connection to server at "127.0.0.1", port 25433 failed: FATAL:  Password authentication failed for user "bob"', None, "refused"),
+        ("FATAL:  Authentication error: User 'bob' is not permitted to log in", None, "nologin"),
+        # PostgreSQL
+        ('FATAL:  password authentication failed for user "bob"', "28P01", "refused"),
+        ('FATAL:  role "bob" is not permitted to log in', None, "nologin"),
+        ('FATAL:  no pg_hba.conf entry for host "1.2.3.4", user "bob", database "postgres", no encryption', None, "hba"),
+        ("fe_sendauth: no password supplied", None, "refused"),
+        # network and TLS
+        (
+            'connection to server at "127.0.0.1", port 1 failed: Connection refused\n\tIs the server running on that host and accepting TCP/IP connections?',
+            None,
+            "unreachable",
+        ),
+        ("timeout expired", None, "unreachable"),
+        ('could not translate host name "nope" to address: Name or service not known', None, "unreachable"),
+        ("server closed the connection unexpectedly", None, "unreachable"),
+        ("server does not support SSL, but SSL was required", None, "tls"),
+        # pg-tikv whose PD is down (reference §1.4a, §2.5)
+        ("FATAL:  Failed to get client from pool: boom", None, "storage"),
+        ("FATAL:  Failed to begin transaction: PD is unreachable", None, "storage"),
+        ("FATAL:  Failed to bootstrap auth: gRPC error", None, "storage"),
+        ('FATAL:  database "x" does not exist', None, "other"),
+    ],
+)
 def test_classify_login_error(text, code, kind):
     assert c.classify_login_error(text, code) == kind
 
 
-@pytest.mark.parametrize("text,code,kind", [
-    ("User 'bob' already exists", "XX000", "exists"),
-    ('role "bob" already exists', "42710", "exists"),
-    ("Role 'bob' does not exist", "XX000", "missing"),
-    ('role "bob" does not exist', "42704", "missing"),
-    ("SQL parse error: sql parser error: Expected an object type after CREATE, found: USER", "XX000", "unsupported"),
-    ("Unsupported statement: ShowVariable { .. }", "XX000", "unsupported"),
-    ("SKIPPED: Dollar-quoted strings not supported", None, "unsupported"),
-    ("must be superuser to alter superuser roles or change superuser attribute", "42501", "permission"),
-    ("cannot execute ALTER ROLE in a read-only transaction", "25006", "readonly"),
-    ("something else", "XX000", "other"),
-])
+@pytest.mark.parametrize(
+    "text,code,kind",
+    [
+        ("User 'bob' already exists", "XX000", "exists"),
+        ('role "bob" already exists', "42710", "exists"),
+        ("Role 'bob' does not exist", "XX000", "missing"),
+        ('role "bob" does not exist', "42704", "missing"),
+        ("SQL parse error: sql parser error: Expected an object type after CREATE, found: USER", "XX000", "unsupported"),
+        ("Unsupported statement: ShowVariable { .. }", "XX000", "unsupported"),
+        ("SKIPPED: Dollar-quoted strings not supported", None, "unsupported"),
+        ("must be superuser to alter superuser roles or change superuser attribute", "42501", "permission"),
+        ("cannot execute ALTER ROLE in a read-only transaction", "25006", "readonly"),
+        ("something else", "XX000", "other"),
+    ],
+)
 def test_classify_statement_error(text, code, kind):
     assert c.classify_statement_error(text, code) == kind
 
@@ -214,8 +222,7 @@ def test_login_errors_never_contain_the_password(monkeypatch):
 def test_connect_requires_password():
     with pytest.raises(c.SQLClientError):
         c._conn_kwargs({}, "t", "u", "")
-    kw = c._conn_kwargs({"pg_host": "db", "pg_port": 5, "ssl_mode": "verify-full", "ca_cert": "/ca",
-                         "connect_timeout": 3}, "acme", "admin", "pw")
+    kw = c._conn_kwargs({"pg_host": "db", "pg_port": 5, "ssl_mode": "verify-full", "ca_cert": "/ca", "connect_timeout": 3}, "acme", "admin", "pw")
     assert kw["user"] == "acme.admin" and kw["sslrootcert"] == "/ca" and kw["sslmode"] == "verify-full"
     assert kw["dbname"] == "postgres" and kw["connect_timeout"] == 3
 
@@ -247,8 +254,10 @@ def test_refused_probe_on_pg_tikv_is_confirmed_by_a_statement(monkeypatch, down)
     assert session.ran == ["SELECT 1"]
 
 
-@pytest.mark.parametrize("value,expected", [(True, True), (False, False), ("t", True), ("f", False), ("true", True),
-                                            ("false", False), ("on", True), ("off", False), (1, True), (0, False)])
+@pytest.mark.parametrize(
+    "value,expected",
+    [(True, True), (False, False), ("t", True), ("f", False), ("true", True), ("false", False), ("on", True), ("off", False), (1, True), (0, False)],
+)
 def test_sql_bool_never_reads_the_text_f_as_true(value, expected):
     """§3.6a: a bool column may come typed (False) or as text ('f'); bool('f') would be True."""
     assert c.sql_bool(value) is expected

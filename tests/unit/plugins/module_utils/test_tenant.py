@@ -12,18 +12,21 @@ import pytest
 
 from ansible_collections.pgtikv.cloud.plugins.module_utils import _tenant as t
 
-
 # ---------------------------------------------------------------- validation
 
-@pytest.mark.parametrize("name,text", [
-    ("acme.corp", "only letters, digits"),
-    ("acme:corp", "only letters, digits"),
-    ("abc\n", "only letters, digits"),  # re.match with '$' would accept the trailing newline
-    ("a b", "only letters, digits"),
-    ("DEFAULT", "reserved keyspace"),
-    ("SYSTEM", "reserved keyspace"),
-    ("", "non-empty"),
-])
+
+@pytest.mark.parametrize(
+    "name,text",
+    [
+        ("acme.corp", "only letters, digits"),
+        ("acme:corp", "only letters, digits"),
+        ("abc\n", "only letters, digits"),  # re.match with '$' would accept the trailing newline
+        ("a b", "only letters, digits"),
+        ("DEFAULT", "reserved keyspace"),
+        ("SYSTEM", "reserved keyspace"),
+        ("", "non-empty"),
+    ],
+)
 def test_bad_names(name, text):
     """Refused for any tenant, existing or not, before any network call."""
     errors = t.validate_spec(t.TenantSpec(name=name))
@@ -36,14 +39,17 @@ def test_existing_keyspace_names_pd_accepts_pass_validation(name):
     assert t.validate_spec(t.TenantSpec(name=name)) == []
 
 
-@pytest.mark.parametrize("name,text", [
-    ("ab", "3-64 characters"),
-    ("a" * 65, "3-64 characters"),
-    ("Upper_T", "lowercase"),
-    ("acme-corp", "underscore only"),
-    ("default", "reserved"),
-    ("id", "reserved"),
-])
+@pytest.mark.parametrize(
+    "name,text",
+    [
+        ("ab", "3-64 characters"),
+        ("a" * 65, "3-64 characters"),
+        ("Upper_T", "lowercase"),
+        ("acme-corp", "underscore only"),
+        ("default", "reserved"),
+        ("id", "reserved"),
+    ],
+)
 @pytest.mark.parametrize("check_mode", [False, True])
 def test_creation_rule_is_applied_before_a_create(name, text, check_mode, monkeypatch):
     monkeypatch.setattr(t._Reconciler, "sql_port_error", lambda self: None)
@@ -57,20 +63,23 @@ def test_good_spec():
     assert t.validate_spec(t.TenantSpec(name="acme_corp", admin_password="s3cret!")) == []
 
 
-@pytest.mark.parametrize("kwargs,text", [
-    (dict(admin_password="admin"), "must not be pg-tikv's bootstrap password"),
-    (dict(admin_password=""), "must not be empty"),
-    (dict(admin_password="a\x00b"), "NUL"),
-    (dict(login_user="admin"), "needs login_password"),
-    (dict(lock_users=[""]), "lock_users"),
-    (dict(config={"k": {"nested": 1}}), "strings or null"),
-    (dict(config={"k": True}), "quote the boolean"),
-    (dict(config={"": "v"}), "non-empty strings"),
-    (dict(config=["k"]), "dictionary"),
-    (dict(state="deleted"), "state must be one of"),
-    (dict(update_admin_password="sometimes"), "update_admin_password"),
-    (dict(confirm_tombstone="other"), "confirm_tombstone must be exactly"),
-])
+@pytest.mark.parametrize(
+    "kwargs,text",
+    [
+        (dict(admin_password="admin"), "must not be pg-tikv's bootstrap password"),
+        (dict(admin_password=""), "must not be empty"),
+        (dict(admin_password="a\x00b"), "NUL"),
+        (dict(login_user="admin"), "needs login_password"),
+        (dict(lock_users=[""]), "lock_users"),
+        (dict(config={"k": {"nested": 1}}), "strings or null"),
+        (dict(config={"k": True}), "quote the boolean"),
+        (dict(config={"": "v"}), "non-empty strings"),
+        (dict(config=["k"]), "dictionary"),
+        (dict(state="deleted"), "state must be one of"),
+        (dict(update_admin_password="sometimes"), "update_admin_password"),
+        (dict(confirm_tombstone="other"), "confirm_tombstone must be exactly"),
+    ],
+)
 def test_bad_specs(kwargs, text):
     errors = t.validate_spec(t.TenantSpec(name="acme_corp", **kwargs))
     assert any(text in e for e in errors), errors
@@ -78,12 +87,12 @@ def test_bad_specs(kwargs, text):
 
 def test_errors_never_contain_the_password():
     secret = "Sup3r'Secret"
-    errors = t.validate_spec(t.TenantSpec(name="acme_corp", admin_password=secret, login_user="admin",
-                                          config={"x": True}))
+    errors = t.validate_spec(t.TenantSpec(name="acme_corp", admin_password=secret, login_user="admin", config={"x": True}))
     assert errors and all(secret not in e for e in errors)
 
 
 # ---------------------------------------------------------------- config
+
 
 def test_normalize_config():
     user, managed, errors = t.normalize_config({"a": "1", "b": 2, "c": None, "region_bound_type": "txn"})
@@ -108,28 +117,35 @@ def test_split_config():
 
 # ---------------------------------------------------------------- state machine
 
-@pytest.mark.parametrize("current,target,path", [
-    ("ENABLED", "ENABLED", []),
-    ("ENABLED", "DISABLED", ["DISABLED"]),
-    ("ENABLED", "ARCHIVED", ["DISABLED", "ARCHIVED"]),
-    ("ENABLED", "TOMBSTONE", ["DISABLED", "ARCHIVED", "TOMBSTONE"]),
-    ("DISABLED", "ENABLED", ["ENABLED"]),
-    ("DISABLED", "TOMBSTONE", ["ARCHIVED", "TOMBSTONE"]),
-    ("ARCHIVED", "TOMBSTONE", ["TOMBSTONE"]),
-    ("TOMBSTONE", "TOMBSTONE", []),
-    ("disabled", "archived", ["ARCHIVED"]),
-])
+
+@pytest.mark.parametrize(
+    "current,target,path",
+    [
+        ("ENABLED", "ENABLED", []),
+        ("ENABLED", "DISABLED", ["DISABLED"]),
+        ("ENABLED", "ARCHIVED", ["DISABLED", "ARCHIVED"]),
+        ("ENABLED", "TOMBSTONE", ["DISABLED", "ARCHIVED", "TOMBSTONE"]),
+        ("DISABLED", "ENABLED", ["ENABLED"]),
+        ("DISABLED", "TOMBSTONE", ["ARCHIVED", "TOMBSTONE"]),
+        ("ARCHIVED", "TOMBSTONE", ["TOMBSTONE"]),
+        ("TOMBSTONE", "TOMBSTONE", []),
+        ("disabled", "archived", ["ARCHIVED"]),
+    ],
+)
 def test_plan_transitions(current, target, path):
     assert t.plan_transitions(current, target) == path
 
 
-@pytest.mark.parametrize("current,target,text", [
-    ("ARCHIVED", "ENABLED", "only move on to TOMBSTONE"),
-    ("ARCHIVED", "DISABLED", "only move on to TOMBSTONE"),
-    ("TOMBSTONE", "ENABLED", "final"),
-    ("TOMBSTONE", "ARCHIVED", "final"),
-    ("WEIRD", "ENABLED", "unknown keyspace state"),
-])
+@pytest.mark.parametrize(
+    "current,target,text",
+    [
+        ("ARCHIVED", "ENABLED", "only move on to TOMBSTONE"),
+        ("ARCHIVED", "DISABLED", "only move on to TOMBSTONE"),
+        ("TOMBSTONE", "ENABLED", "final"),
+        ("TOMBSTONE", "ARCHIVED", "final"),
+        ("WEIRD", "ENABLED", "unknown keyspace state"),
+    ],
+)
 def test_plan_transitions_refuses(current, target, text):
     with pytest.raises(ValueError) as exc:
         t.plan_transitions(current, target)
@@ -137,6 +153,7 @@ def test_plan_transitions_refuses(current, target, text):
 
 
 # ---------------------------------------------------------------- DSN
+
 
 def test_dsn_percent_encodes_every_special_character():
     password = "p@ss:w/o%rd'\"\\ #?&=+"
@@ -163,8 +180,9 @@ def test_connection_info_full_dsn_only_with_password():
 
 
 def test_keyspace_view():
-    view = t.keyspace_view({"id": 3, "name": "a", "state": "ENABLED", "created_at": 1755763078,
-                            "state_changed_at": 1755763078, "config": {"k": "v", "user_kind": "basic"}})
+    view = t.keyspace_view(
+        {"id": 3, "name": "a", "state": "ENABLED", "created_at": 1755763078, "state_changed_at": 1755763078, "config": {"k": "v", "user_kind": "basic"}}
+    )
     assert view["created"] == "2025-08-21T07:57:58Z"
     assert view["server_managed_config"] == {"user_kind": "basic"}
     assert t.keyspace_view(None) is None
@@ -175,9 +193,13 @@ def names(items):
 
 
 def test_filter_keyspaces():
-    ks = [{"id": 0, "name": "DEFAULT", "state": "ENABLED"}, {"id": 1, "name": "default", "state": "ENABLED"},
-          {"id": 2, "name": "acme_a", "state": "ENABLED"}, {"id": 3, "name": "acme_b", "state": "TOMBSTONE"},
-          {"id": 4, "name": "beta", "state": "DISABLED"}]
+    ks = [
+        {"id": 0, "name": "DEFAULT", "state": "ENABLED"},
+        {"id": 1, "name": "default", "state": "ENABLED"},
+        {"id": 2, "name": "acme_a", "state": "ENABLED"},
+        {"id": 3, "name": "acme_b", "state": "TOMBSTONE"},
+        {"id": 4, "name": "beta", "state": "DISABLED"},
+    ]
     assert names(t.filter_keyspaces(ks)) == ["acme_a", "acme_b", "beta"]
     assert names(t.filter_keyspaces(ks, include_reserved=True)) == ["DEFAULT", "default", "acme_a", "acme_b", "beta"]
     assert names(t.filter_keyspaces(ks, states=["enabled", "disabled"])) == ["acme_a", "beta"]
@@ -185,6 +207,7 @@ def test_filter_keyspaces():
 
 
 # ---------------------------------------------------------------- planning refuses before writing
+
 
 class RecordingPD:
     """A PD stand-in that fails the test on any write."""
@@ -217,17 +240,19 @@ class NoSQL:
 
 
 def ks(state, config=None):
-    return {"id": 5, "name": "acme_corp", "state": state, "created_at": 1, "state_changed_at": 1,
-            "config": config or {}}
+    return {"id": 5, "name": "acme_corp", "state": state, "created_at": 1, "state_changed_at": 1, "config": config or {}}
 
 
-@pytest.mark.parametrize("state,spec_kwargs,kind", [
-    ("ARCHIVED", dict(state="present"), "transition"),
-    ("TOMBSTONE", dict(state="disabled"), "transition"),
-    ("ENABLED", dict(state="tombstone", lock_users=[]), "confirmation"),
-    ("ARCHIVED", dict(state="tombstone", lock_users=[], config={"k": "v"}), "confirmation"),
-    ("ARCHIVED", dict(state="archived", lock_users=[], config={"k": "v"}), "config"),
-])
+@pytest.mark.parametrize(
+    "state,spec_kwargs,kind",
+    [
+        ("ARCHIVED", dict(state="present"), "transition"),
+        ("TOMBSTONE", dict(state="disabled"), "transition"),
+        ("ENABLED", dict(state="tombstone", lock_users=[]), "confirmation"),
+        ("ARCHIVED", dict(state="tombstone", lock_users=[], config={"k": "v"}), "confirmation"),
+        ("ARCHIVED", dict(state="archived", lock_users=[], config={"k": "v"}), "config"),
+    ],
+)
 def test_refused_before_any_write(state, spec_kwargs, kind):
     spec = t.TenantSpec(name="acme_corp", **spec_kwargs)
     with pytest.raises(t.TenantError) as exc:
@@ -256,8 +281,7 @@ def test_check_mode_create_plans_without_writing_or_sql(monkeypatch):
 
 
 def test_check_mode_pd_only_walk():
-    spec = t.TenantSpec(name="acme_corp", state="tombstone", lock_users=[], confirm_tombstone="acme_corp",
-                        config={"a": None})
+    spec = t.TenantSpec(name="acme_corp", state="tombstone", lock_users=[], confirm_tombstone="acme_corp", config={"a": None})
     result = t.reconcile_tenant(RecordingPD(ks("ENABLED", {"a": "1"})), {}, spec, check_mode=True, sql=NoSQL())
     assert result["state_path"] == ["DISABLED", "ARCHIVED", "TOMBSTONE"]
     assert result["config_patch"] == {"a": None}
@@ -271,13 +295,13 @@ class CreatingPD(RecordingPD):
         self.created = None
 
     def create_keyspace(self, name, config=None):
-        self.created = {"id": 9, "name": name, "state": "ENABLED", "created_at": 5, "state_changed_at": 5,
-                        "config": dict(config or {})}
+        self.created = {"id": 9, "name": name, "state": "ENABLED", "created_at": 5, "state_changed_at": 5, "config": dict(config or {})}
         return self.created
 
 
 class DownSQL:
     """The SQL side after the TCP pre-flight: every login fails as unreachable."""
+
     HAS_PSYCOPG2 = True
 
     class SQLClientError(Exception):
@@ -348,6 +372,7 @@ class CollidingPD(RecordingPD):
 
     def create_keyspace(self, name, config=None):
         from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import PDError
+
         self.creates += 1
         if self.creates <= self.collisions:
             raise PDError("exists", kind="exists")
@@ -378,6 +403,7 @@ def test_create_race_converges_the_existing_keyspace():
 
 # ---------------------------------------------------------------- login_first (shared with _bulk)
 
+
 class LoginSQL(DownSQL):
     """connect(): 'wrong' is refused, user 'locked' has NOLOGIN, 'down' is unreachable, else a session."""
 
@@ -397,12 +423,14 @@ class LoginSQL(DownSQL):
 
 def test_login_first_moves_past_refusals_and_skips_candidates_without_password():
     sql = LoginSQL()
-    session, user, refused = t.login_first(sql, {}, "acme_corp", [
-        ("nopw", None, "no password"), ("admin", "wrong", "first"), ("locked", "pw", "second"),
-        ("app", "pw", "third"), ("later", "pw", "never tried")])
+    session, user, refused = t.login_first(
+        sql,
+        {},
+        "acme_corp",
+        [("nopw", None, "no password"), ("admin", "wrong", "first"), ("locked", "pw", "second"), ("app", "pw", "third"), ("later", "pw", "never tried")],
+    )
     assert session == ("session", "acme_corp", "app") and user == "app"
-    assert [(label, type(exc)) for label, exc in refused] == [
-        ("first", sql.LoginRefused), ("second", sql.LoginNotPermitted)]
+    assert [(label, type(exc)) for label, exc in refused] == [("first", sql.LoginRefused), ("second", sql.LoginNotPermitted)]
     assert sql.calls == [("acme_corp", "admin", "wrong"), ("acme_corp", "locked", "pw"), ("acme_corp", "app", "pw")]
 
 
@@ -423,11 +451,11 @@ def test_login_first_raises_what_is_not_a_refusal():
 def test_reconciler_names_every_refused_candidate():
     rec = t._Reconciler(None, {}, t.TenantSpec(name="acme_corp"), False, LoginSQL())
     with pytest.raises(t.TenantError) as exc:
-        rec.open_session([("admin", "wrong", "admin with admin_password"), ("locked", "pw", "login_user 'locked'")],
-                         "lock SQL logins")
+        rec.open_session([("admin", "wrong", "admin with admin_password"), ("locked", "pw", "login_user 'locked'")], "lock SQL logins")
     assert exc.value.kind == "sql_auth"
-    assert ("cannot log in to tenant 'acme_corp' to lock SQL logins: tried admin with admin_password (refused), "
-            "login_user 'locked' (NOLOGIN). ") in str(exc.value)
+    assert ("cannot log in to tenant 'acme_corp' to lock SQL logins: tried admin with admin_password (refused), login_user 'locked' (NOLOGIN). ") in str(
+        exc.value
+    )
     rec = t._Reconciler(None, {}, t.TenantSpec(name="acme_corp"), False, LoginSQL())
     with pytest.raises(t.TenantError) as exc:
         rec.open_session([("admin", "down", "admin with admin_password")], "lock SQL logins")
@@ -435,6 +463,7 @@ def test_reconciler_names_every_refused_candidate():
 
 
 # ---------------------------------------------------------------- a create that PD answers with an error
+
 
 class ErrorCreatePD(RecordingPD):
     """PD answers the POST with a 500 (as it did for a 2 MB config) but may have stored the keyspace."""
@@ -451,9 +480,9 @@ class ErrorCreatePD(RecordingPD):
 
     def create_keyspace(self, name, config=None):
         from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import PDError
+
         self.creates += 1
-        raise PDError("PD answered HTTP 500 to POST /pd/api/v2/keyspaces: etcdserver: request is too large",
-                      kind="server_error", status=500)
+        raise PDError("PD answered HTTP 500 to POST /pd/api/v2/keyspaces: etcdserver: request is too large", kind="server_error", status=500)
 
 
 class RotatingSQL(DownSQL):
@@ -476,6 +505,7 @@ class RotatingSQL(DownSQL):
 
             def close(self):
                 pass
+
         return Session()
 
     def probe_login(self, sql_params, tenant, user, password):
@@ -486,8 +516,7 @@ def test_failed_create_that_left_the_keyspace_is_finished_as_created(monkeypatch
     monkeypatch.setattr(t._Reconciler, "sql_port_error", lambda self: None)
     pd = ErrorCreatePD({"id": 4, "name": "acme_corp", "state": "ENABLED", "config": {"plan": "gold"}})
     sql = RotatingSQL()
-    result = t.reconcile_tenant(pd, {}, t.TenantSpec(name="acme_corp", admin_password="New-pw-1",
-                                                     config={"plan": "gold"}), sql=sql)
+    result = t.reconcile_tenant(pd, {}, t.TenantSpec(name="acme_corp", admin_password="New-pw-1", config={"plan": "gold"}), sql=sql)
     assert pd.creates == 1 and pd.reads == 2  # the read before the create, the re-read after it
     assert result["changed"] is True and result["exists"] is True and result["state_path"] == ["ENABLED"]
     assert result["admin_rotated"] is True and result["fully_provisioned"] is True and sql.password == "New-pw-1"
@@ -519,6 +548,7 @@ def test_create_refused_by_pd_is_not_re_read():
         def create_keyspace(self, name, config=None):
             self.creates += 1
             raise PDError("illegal keyspace name", kind="illegal_name", status=500)
+
     pd = RefusingPD(None)
     rec = t._Reconciler(pd, {}, t.TenantSpec(name="acme_corp"), False, NoSQL())
     with pytest.raises(t.TenantError):
@@ -528,6 +558,7 @@ def test_create_refused_by_pd_is_not_re_read():
 
 def test_oversized_config_is_refused_before_any_write():
     from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import MAX_CONFIG_BYTES
+
     spec = t.TenantSpec(name="acme_corp", config={"blob": "x" * MAX_CONFIG_BYTES})
     errors = t.validate_spec(spec)
     assert any("at most 65536 bytes (64 KiB)" in e for e in errors), errors
@@ -539,8 +570,10 @@ def test_oversized_config_is_refused_before_any_write():
 @pytest.mark.parametrize("value", [["a", "b"], {"a": "b"}, 511])
 def test_password_of_another_type_is_refused(value):
     errors = t.validate_spec(t.TenantSpec(name="acme_corp", admin_password=value))
-    assert errors == ["admin_password must be a string, not %s; quote it in YAML so that it is used exactly as "
-                      "written" % {list: "a list", dict: "a dictionary", int: "a number"}[type(value)]]
+    assert errors == [
+        "admin_password must be a string, not %s; quote it in YAML so that it is used exactly as "
+        "written" % {list: "a list", dict: "a dictionary", int: "a number"}[type(value)]
+    ]
 
 
 def test_name_with_a_trailing_newline_is_refused():
@@ -548,6 +581,7 @@ def test_name_with_a_trailing_newline_is_refused():
 
 
 # ---------------------------------------------------------------- PD dies between the PD read and the SQL checks
+
 
 class RefusingSQL(DownSQL):
     """Every test login is refused: what pg-tikv answers for an uncached tenant while PD is down."""
@@ -571,8 +605,9 @@ class DyingPD(RecordingPD):
     def request(self, method, path, **kwargs):
         self.requests.append((method, path))
         if self.dies:
-            raise t.PDUnreachable("PD is unreachable for %s %s; tried: http://pd:1 (connection refused)"
-                                  % (method, path), [("http://pd:1", "connection refused")])
+            raise t.PDUnreachable(
+                "PD is unreachable for %s %s; tried: http://pd:1 (connection refused)" % (method, path), [("http://pd:1", "connection refused")]
+            )
         return {"version": "v8.5.0"}
 
 
@@ -600,12 +635,12 @@ def test_refused_probe_is_trusted_when_pd_still_answers():
 
 def test_no_refusal_no_extra_pd_request():
     pd = DyingPD(ks("ENABLED"))
-    t.reconcile_tenant(pd, {}, t.TenantSpec(name="acme_corp", state="disabled", lock_users=[]), check_mode=True,
-                       sql=NoSQL())
+    t.reconcile_tenant(pd, {}, t.TenantSpec(name="acme_corp", state="disabled", lock_users=[]), check_mode=True, sql=NoSQL())
     assert pd.requests == []
 
 
 # ---------------------------------------------------------------- a reply lost after ALTER ROLE was sent
+
 
 class LostReplySQL(DownSQL):
     """admin/admin logs in; the connection is lost right after ALTER ROLE ... PASSWORD is sent."""
@@ -677,5 +712,4 @@ def test_previous_admin_passwords_log_in_to_finish_a_rotation():
     assert sql.logins[-1] == "old-pw" and "gone-pw" in sql.logins
     # Without them the same state is a clear "wrong admin password".
     with pytest.raises(t.TenantError, match="wrong admin password"):
-        t.reconcile_tenant(RecordingPD(ks("ENABLED")), {}, t.TenantSpec(name="acme_corp", admin_password="x-pw"),
-                           sql=PreviousPasswordSQL(), confirm_pd=False)
+        t.reconcile_tenant(RecordingPD(ks("ENABLED")), {}, t.TenantSpec(name="acme_corp", admin_password="x-pw"), sql=PreviousPasswordSQL(), confirm_pd=False)

@@ -73,17 +73,16 @@ class FakeSession(c.TenantSession):
             return None
         if verb == "CREATE":
             assert name not in self.roles
-            self.roles[name] = dict(login=False, superuser=False, createdb=False, createrole=False, conn_limit=-1,
-                                    password=None)
+            self.roles[name] = dict(login=False, superuser=False, createdb=False, createrole=False, conn_limit=-1, password=None)
         role = self.roles[name]
         pw = re.search(r"PASSWORD '((?:[^']|'')*)'", opts)
         if pw:
             role["password"] = pw.group(1).replace("''", "'")
-            opts = opts[:pw.start()] + opts[pw.end():]
+            opts = opts[: pw.start()] + opts[pw.end() :]
         cl = re.search(r"CONNECTION LIMIT (-?\d+)", opts)
         if cl:
             role["conn_limit"] = int(cl.group(1))
-            opts = opts[:cl.start()] + opts[cl.end():]
+            opts = opts[: cl.start()] + opts[cl.end() :]
         for word in opts.split():
             key = word[2:].lower() if word.startswith("NO") else word.lower()
             role[key] = not word.startswith("NO")
@@ -108,14 +107,15 @@ def secret_free(result, *secrets):
 
 # ---------------------------------------------------------------- create
 
+
 @pytest.mark.parametrize("catalog", [False, True])
 def test_create_sends_one_create_role_with_a_correct_literal(catalog):
     s = FakeSession(catalog)
     res = u.reconcile_user(s, spec(name="app's", password="p'w\\x"))
     assert res["changed"] and res["created"] and res["password_changed"]
     assert len(s.executed) == 1
-    assert s.executed[0].startswith('CREATE ROLE "app\'s" WITH LOGIN PASSWORD \'')
-    assert res["queries"] == ['CREATE ROLE "app\'s" WITH LOGIN PASSWORD \'********\'']
+    assert s.executed[0].startswith("CREATE ROLE \"app's\" WITH LOGIN PASSWORD '")
+    assert res["queries"] == ["CREATE ROLE \"app's\" WITH LOGIN PASSWORD '********'"]
     if catalog:
         assert c.verify_password(s.roles["app's"]["password"], "p'w\\x", "app's")
         assert "p'w" not in s.executed[0]  # only the verifier went out
@@ -159,12 +159,13 @@ def test_check_mode_runs_no_write(catalog):
     assert res["changed"] and res["created"] and res["password_generated"]
     assert "generated_password" not in res
     assert s.executed == [] and s.roles == {}
-    assert res["queries"] == ['CREATE ROLE "app" WITH LOGIN PASSWORD \'********\'']
+    assert res["queries"] == ["CREATE ROLE \"app\" WITH LOGIN PASSWORD '********'"]
     assert res["diff"]["before"] == {"state": "absent"}
     assert res["diff"]["after"]["password"] == u.HIDDEN_NEW
 
 
 # ---------------------------------------------------------------- update
+
 
 @pytest.mark.parametrize("catalog", [False, True])
 def test_same_password_no_change(catalog):
@@ -176,9 +177,12 @@ def test_same_password_no_change(catalog):
 @pytest.mark.parametrize("catalog", [False, True])
 def test_new_password_one_alter(catalog):
     s = FakeSession(catalog, roles={"app": role(password="pw1", catalog=catalog)})
-    res = u.reconcile_user(s, spec(name="app", password="pw2"), )
+    res = u.reconcile_user(
+        s,
+        spec(name="app", password="pw2"),
+    )
     assert res["changed"] and res["password_changed"] and res["password_verified"]
-    assert res["queries"] == ['ALTER ROLE "app" WITH PASSWORD \'********\'']
+    assert res["queries"] == ["ALTER ROLE \"app\" WITH PASSWORD '********'"]
     assert res["diff"]["after"]["password"] == u.HIDDEN_CHANGED
     assert secret_free(res, "pw1", "pw2")
 
@@ -254,10 +258,11 @@ def test_never_changed_false_after_a_write_that_failed_verification():
     with pytest.raises(c.SQLClientError) as exc:
         u.reconcile_user(s, spec(name="app", password="new"))
     assert "cannot log in with the new password" in str(exc.value)
-    assert s.writes == ['ALTER ROLE "app" WITH PASSWORD \'********\'']  # the module reports changed from this
+    assert s.writes == ["ALTER ROLE \"app\" WITH PASSWORD '********'"]  # the module reports changed from this
 
 
 # ---------------------------------------------------------------- absent
+
 
 def test_absent_drops_once():
     s = FakeSession(False, roles={"app": role()})
@@ -273,8 +278,7 @@ def test_absent_check_mode():
     assert res["changed"] and s.executed == [] and "app" in s.roles
 
 
-@pytest.mark.parametrize("catalog,tenant,refused", [
-    (False, "acme", True), (False, None, True), (True, "acme", True), (True, None, False)])
+@pytest.mark.parametrize("catalog,tenant,refused", [(False, "acme", True), (False, None, True), (True, "acme", True), (True, None, False)])
 def test_admin_is_never_dropped_where_pg_tikv_rules_apply(catalog, tenant, refused):
     s = FakeSession(catalog, tenant=tenant, roles={"admin": role(catalog=catalog)})
     if refused:
@@ -288,14 +292,18 @@ def test_admin_is_never_dropped_where_pg_tikv_rules_apply(catalog, tenant, refus
 
 # ---------------------------------------------------------------- validation and guards
 
-@pytest.mark.parametrize("kw,msg", [
-    ({"name": ""}, "non-empty"),
-    ({"name": "a\x00"}, "NUL"),
-    ({"name": "x" * 64}, "63 bytes"),
-    ({"name": "a", "password": ""}, "empty"),
-    ({"name": "a", "password": "a\x00b"}, "NUL"),
-    ({"name": "a", "conn_limit": -2}, "conn_limit"),
-])
+
+@pytest.mark.parametrize(
+    "kw,msg",
+    [
+        ({"name": ""}, "non-empty"),
+        ({"name": "a\x00"}, "NUL"),
+        ({"name": "x" * 64}, "63 bytes"),
+        ({"name": "a", "password": ""}, "empty"),
+        ({"name": "a", "password": "a\x00b"}, "NUL"),
+        ({"name": "a", "conn_limit": -2}, "conn_limit"),
+    ],
+)
 def test_spec_validation(kw, msg):
     with pytest.raises(u.UserSpecError) as exc:
         u.reconcile_user(FakeSession(False), spec(**kw))
@@ -312,6 +320,7 @@ def test_copy_from_stdin_text_is_refused_on_pg_tikv_only():
 
 
 # ---------------------------------------------------------------- conn_limit -1 and half-created users
+
 
 @pytest.mark.parametrize("existing", [False, True])
 def test_no_limit_is_refused_without_a_catalog_before_any_statement(existing):
@@ -365,6 +374,7 @@ def test_a_half_created_user_that_cannot_be_dropped_is_said_so():
 
 
 # ---------------------------------------------------------------- the fewest logins that prove a user
+
 
 class CountingSession(FakeSession):
     def __init__(self, *args, **kwargs):

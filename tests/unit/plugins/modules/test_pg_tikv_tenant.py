@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.pgtikv.cloud.plugins.module_utils import _pd_client
@@ -19,6 +18,7 @@ from ansible_collections.pgtikv.cloud.plugins.modules import pg_tikv_tenant, pg_
 def no_network(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a PD client was built before the input was validated")
+
     monkeypatch.setattr(_pd_client.PDClient, "__init__", refuse)
 
 
@@ -29,14 +29,17 @@ def run(module, args, capsys):
     return json.loads(capsys.readouterr().out)
 
 
-@pytest.mark.parametrize("args,text", [
-    ({"name": "Bad.Name"}, "invalid tenant name"),
-    ({"name": "acme\n"}, "invalid tenant name"),  # fullmatch: no trailing newline
-    ({"name": "DEFAULT", "state": "disabled"}, "PD's reserved keyspace"),
-    ({"name": "acme_corp", "config": {"x": {"y": "z"}}}, "strings or null"),
-    ({"name": "acme_corp", "state": "tombstone", "confirm_tombstone": "other"}, "confirm_tombstone"),
-    ({"name": "acme_corp", "admin_password": "admin"}, "bootstrap password"),
-])
+@pytest.mark.parametrize(
+    "args,text",
+    [
+        ({"name": "Bad.Name"}, "invalid tenant name"),
+        ({"name": "acme\n"}, "invalid tenant name"),  # fullmatch: no trailing newline
+        ({"name": "DEFAULT", "state": "disabled"}, "PD's reserved keyspace"),
+        ({"name": "acme_corp", "config": {"x": {"y": "z"}}}, "strings or null"),
+        ({"name": "acme_corp", "state": "tombstone", "confirm_tombstone": "other"}, "confirm_tombstone"),
+        ({"name": "acme_corp", "admin_password": "admin"}, "bootstrap password"),
+    ],
+)
 def test_tenant_validation_before_network(args, text, capsys, no_network):
     result = run(pg_tikv_tenant, args, capsys)
     assert result["failed"] is True
@@ -46,8 +49,7 @@ def test_tenant_validation_before_network(args, text, capsys, no_network):
 
 def test_tenant_failure_output_has_no_password(capsys, no_network):
     secret = "Zq9'Secret\"Value"
-    result = run(pg_tikv_tenant, {"name": "acme_corp", "admin_password": secret, "login_user": "bob",
-                                  "config": {"flag": True}}, capsys)
+    result = run(pg_tikv_tenant, {"name": "acme_corp", "admin_password": secret, "login_user": "bob", "config": {"flag": True}}, capsys)
     assert result["failed"] is True
     assert secret not in json.dumps(result)
 
@@ -76,13 +78,16 @@ ALL_MODULES = {
 
 
 @pytest.mark.parametrize("module_name", sorted(ALL_MODULES))
-@pytest.mark.parametrize("extra,text", [
-    ({"connect_timeout": -5}, "connect_timeout must be a positive number of seconds, not -5"),
-    ({"connect_timeout": 0}, "connect_timeout must be a positive number of seconds, not 0"),
-    ({"pd_timeout": -5}, "pd_timeout must be a positive number of seconds"),
-    ({"pd_ca_cert": "/nonexistent/ca.pem"}, "pd_ca_cert: no such file: /nonexistent/ca.pem"),
-    ({"pd_client_cert": "/nonexistent/c.pem", "pd_client_key": "/nonexistent/k.pem"}, "pd_client_cert: no such file"),
-])
+@pytest.mark.parametrize(
+    "extra,text",
+    [
+        ({"connect_timeout": -5}, "connect_timeout must be a positive number of seconds, not -5"),
+        ({"connect_timeout": 0}, "connect_timeout must be a positive number of seconds, not 0"),
+        ({"pd_timeout": -5}, "pd_timeout must be a positive number of seconds"),
+        ({"pd_ca_cert": "/nonexistent/ca.pem"}, "pd_ca_cert: no such file: /nonexistent/ca.pem"),
+        ({"pd_client_cert": "/nonexistent/c.pem", "pd_client_key": "/nonexistent/k.pem"}, "pd_client_cert: no such file"),
+    ],
+)
 def test_shared_options_are_checked_by_every_module(module_name, extra, text, capsys, no_network):
     module, args = ALL_MODULES[module_name]
     result = run(module, dict(args, **extra), capsys)
@@ -90,17 +95,25 @@ def test_shared_options_are_checked_by_every_module(module_name, extra, text, ca
     assert text in result["msg"]
 
 
-@pytest.mark.parametrize("module_name,args,option", [
-    ("pg_tikv_tenant", {"name": "acme_corp", "admin_password": ["Zq9-list", "x"]}, "admin_password"),
-    ("pg_tikv_tenant", {"name": "acme_corp", "login_password": {"k": "Zq9-dict"}}, "login_password"),
-    ("pg_tikv_tenants", {"config": [{"name": "acme_corp", "users": [{"name": "app", "password": ["Zq9-list"]}]}]},
-     "config[0] (acme_corp).users[0] (app).password"),
-    ("pg_tikv_user", {"tenant": "acme_corp", "name": "app", "login_password": "Pw-1", "password": ["Zq9-list"]},
-     "password"),
-    ("pg_tikv_user", {"tenant": "acme_corp", "name": "app", "login_password": {"Zq9-dict": 1}}, "login_password"),
-    ("pg_tikv_user_info", {"tenant": "acme_corp", "login_password": "Pw-1",
-                           "users": [{"name": "app", "password": {"k": "Zq9-dict"}}]}, "users[0] (app).password"),
-])
+@pytest.mark.parametrize(
+    "module_name,args,option",
+    [
+        ("pg_tikv_tenant", {"name": "acme_corp", "admin_password": ["Zq9-list", "x"]}, "admin_password"),
+        ("pg_tikv_tenant", {"name": "acme_corp", "login_password": {"k": "Zq9-dict"}}, "login_password"),
+        (
+            "pg_tikv_tenants",
+            {"config": [{"name": "acme_corp", "users": [{"name": "app", "password": ["Zq9-list"]}]}]},
+            "config[0] (acme_corp).users[0] (app).password",
+        ),
+        ("pg_tikv_user", {"tenant": "acme_corp", "name": "app", "login_password": "Pw-1", "password": ["Zq9-list"]}, "password"),
+        ("pg_tikv_user", {"tenant": "acme_corp", "name": "app", "login_password": {"Zq9-dict": 1}}, "login_password"),
+        (
+            "pg_tikv_user_info",
+            {"tenant": "acme_corp", "login_password": "Pw-1", "users": [{"name": "app", "password": {"k": "Zq9-dict"}}]},
+            "users[0] (app).password",
+        ),
+    ],
+)
 def test_non_string_passwords_are_refused_by_every_module(module_name, args, option, capsys, no_network):
     result = run(ALL_MODULES[module_name][0], args, capsys)
     assert result["failed"] is True and result["changed"] is False

@@ -12,15 +12,18 @@ from ansible_collections.pgtikv.cloud.plugins.module_utils._secret_store import 
 from ansible_collections.pgtikv.cloud.plugins.plugin_utils._store_action import store_options
 
 
-@pytest.mark.parametrize("raw,text", [
-    ({"backend": "kubernetes"}, "secret_store.namespace is required"),
-    ({"backend": "kubernetes", "namespace": "ns", "path": "/x"}, "secret_store.path does not apply"),
-    ({"backend": "kubernetes", "namespace": "ns", "vault_encrypt": "always"}, "vault_encrypt does not apply"),
-    ({"backend": "kubernetes", "namespace": "ns", "name_prefix": "Bad_"}, "name_prefix must be"),
-    ({"backend": "kubernetes", "namespace": "ns", "lease_duration": 1}, "lease_duration must be at least 3"),
-    ({"path": "/x", "namespace": "ns"}, "secret_store.namespace does not apply to backend 'file'"),
-    ({"backend": "vault", "path": "/x"}, "must be 'file' or 'kubernetes'"),
-])
+@pytest.mark.parametrize(
+    "raw,text",
+    [
+        ({"backend": "kubernetes"}, "secret_store.namespace is required"),
+        ({"backend": "kubernetes", "namespace": "ns", "path": "/x"}, "secret_store.path does not apply"),
+        ({"backend": "kubernetes", "namespace": "ns", "vault_encrypt": "always"}, "vault_encrypt does not apply"),
+        ({"backend": "kubernetes", "namespace": "ns", "name_prefix": "Bad_"}, "name_prefix must be"),
+        ({"backend": "kubernetes", "namespace": "ns", "lease_duration": 1}, "lease_duration must be at least 3"),
+        ({"path": "/x", "namespace": "ns"}, "secret_store.namespace does not apply to backend 'file'"),
+        ({"backend": "vault", "path": "/x"}, "must be 'file' or 'kubernetes'"),
+    ],
+)
 def test_store_options_per_backend(raw, text):
     with pytest.raises(SecretStoreError, match=re.escape(text)):
         store_options(raw)

@@ -52,13 +52,20 @@ def render(args, cfg, sfx, work, bootstrap=None):
         # TiKV check is off here, and proven to hold the hook back in step 0.
         "bootstrap": bootstrap or {"waitForTiKV": False},
         "tenants": [
-            {"name": "hk_%s_1" % sfx, "config": {"owner": "team-a"},
-             "adminPasswordSecret": {"name": "hk-one", "key": "admin"},
-             "users": [{"name": "app", "passwordSecret": {"name": "hk-one", "key": "app"}},
-                       {"name": "report", "passwordSecret": {"name": "hk-shared", "key": "report"}}]},
-            {"name": "hk_%s_2" % sfx,
-             "adminPasswordSecret": {"name": "hk-shared", "key": "admin2"},
-             "users": [{"name": "app", "passwordSecret": {"name": "hk-shared", "key": "app2"}}]},
+            {
+                "name": "hk_%s_1" % sfx,
+                "config": {"owner": "team-a"},
+                "adminPasswordSecret": {"name": "hk-one", "key": "admin"},
+                "users": [
+                    {"name": "app", "passwordSecret": {"name": "hk-one", "key": "app"}},
+                    {"name": "report", "passwordSecret": {"name": "hk-shared", "key": "report"}},
+                ],
+            },
+            {
+                "name": "hk_%s_2" % sfx,
+                "adminPasswordSecret": {"name": "hk-shared", "key": "admin2"},
+                "users": [{"name": "app", "passwordSecret": {"name": "hk-shared", "key": "app2"}}],
+            },
         ],
     }
     path = os.path.join(work, "values-%s.yaml" % ("gate" if bootstrap else "run"))
@@ -74,8 +81,7 @@ def secret_objects():
     """The Secrets the values reference, as Kubernetes objects (stringData)."""
     return {
         "hk-one": {"admin": secrets.token_urlsafe(18), "app": secrets.token_urlsafe(18)},
-        "hk-shared": {"report": "r'" + secrets.token_urlsafe(15), "admin2": secrets.token_urlsafe(18),
-                      "app2": secrets.token_urlsafe(18)},
+        "hk-shared": {"report": "r'" + secrets.token_urlsafe(15), "admin2": secrets.token_urlsafe(18), "app2": secrets.token_urlsafe(18)},
     }
 
 
@@ -113,11 +119,11 @@ def materialize(job, configmaps, secret_data, root):
 def remapped(value, remap):
     for mount_path, host in sorted(remap.items(), key=lambda kv: -len(kv[0])):
         if value == mount_path or value.startswith(mount_path + "/"):
-            return host + value[len(mount_path):]
+            return host + value[len(mount_path) :]
         if "=" in value:
             key, rest = value.split("=", 1)
             if rest == mount_path or rest.startswith(mount_path + "/"):
-                return key + "=" + host + rest[len(mount_path):]
+                return key + "=" + host + rest[len(mount_path) :]
     return value
 
 
@@ -217,21 +223,21 @@ def main():
     assert "ansible-playbook" not in gate_log, "the provision container ran after a failed gate"
     for tenant in gate_values["tenants"]:
         assert pd_get(cfg, tenant["name"]) is None, "the gate let a tenant through"
-    print("0. readiness gate (defaults): %s gave up after 3 s: no TiKV store is Up (stores: Down); "
-          "provision never ran" % failed)
+    print("0. readiness gate (defaults): %s gave up after 3 s: no TiKV store is Up (stores: Down); provision never ran" % failed)
 
     values, docs = render(args, cfg, sfx, args.work)
     jobs = [d for d in docs if d["kind"] == "Job"]
     configmaps = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ConfigMap"}
     assert len(jobs) == 1, [d["kind"] for d in docs]
     job = jobs[0]
-    print("1. rendered hook Job %s (%s); tenants %s" % (
-        job["metadata"]["name"], job["metadata"]["annotations"]["helm.sh/hook"],
-        ", ".join(t["name"] for t in values["tenants"])))
+    print(
+        "1. rendered hook Job %s (%s); tenants %s"
+        % (job["metadata"]["name"], job["metadata"]["annotations"]["helm.sh/hook"], ", ".join(t["name"] for t in values["tenants"]))
+    )
     root = os.path.join(args.work, "root")
     remap = materialize(job, configmaps, data, root)
     plan = steps(job, remap, cfg, python)
-    for name, argv, env in plan:
+    for name, argv, _env in plan:
         print("   %s: %s" % (name, " ".join(argv)))
     print("   env: " + ", ".join("%s=%s" % kv for kv in sorted(plan[-1][2].items())))
     for tenant in values["tenants"]:
@@ -249,8 +255,10 @@ def main():
             assert ks["config"].get(key) == value, ks["config"]
     res = logins(args, cfg, values, data)
     assert not res["mismatches"], res["mismatches"]
-    print("   PD (raw HTTP): both keyspaces ENABLED with their config; psycopg2: %d logins as expected "
-          "(admins with the Secret's password, admin/admin refused, 3 users)" % len(res["results"]))
+    print(
+        "   PD (raw HTTP): both keyspaces ENABLED with their config; psycopg2: %d logins as expected "
+        "(admins with the Secret's password, admin/admin refused, 3 users)" % len(res["results"])
+    )
 
     failed, rc = run_pod(plan, python, os.path.join(args.work, "run2.log"), {"ANSIBLE_VERBOSITY": "3"})
     assert failed is None, "run 2 failed"
@@ -261,19 +269,37 @@ def main():
 
     t1, t2 = values["tenants"]
     one = data["hk-one"]
-    res = pgcheck(args.tools, python, "sql", {
-        "host": cfg["pg_host"], "port": cfg["pg_port"], "login": t1["name"] + ".admin", "password": one["admin"],
-        "statements": ["ALTER ROLE admin PASSWORD 'admin'"], "secrets": [one["admin"]]})
+    res = pgcheck(
+        args.tools,
+        python,
+        "sql",
+        {
+            "host": cfg["pg_host"],
+            "port": cfg["pg_port"],
+            "login": t1["name"] + ".admin",
+            "password": one["admin"],
+            "statements": ["ALTER ROLE admin PASSWORD 'admin'"],
+            "secrets": [one["admin"]],
+        },
+    )
     assert res["outcome"] == "ok", res
-    res = pgcheck(args.tools, python, "sql", {
-        "host": cfg["pg_host"], "port": cfg["pg_port"], "login": t2["name"] + ".admin",
-        "password": data["hk-shared"]["admin2"], "statements": ['DROP ROLE "app"'],
-        "secrets": [data["hk-shared"]["admin2"]]})
+    res = pgcheck(
+        args.tools,
+        python,
+        "sql",
+        {
+            "host": cfg["pg_host"],
+            "port": cfg["pg_port"],
+            "login": t2["name"] + ".admin",
+            "password": data["hk-shared"]["admin2"],
+            "statements": ['DROP ROLE "app"'],
+            "secrets": [data["hk-shared"]["admin2"]],
+        },
+    )
     assert res["outcome"] == "ok", res
     broken = logins(args, cfg, values, data)
     assert len(broken["mismatches"]) == 3, broken["mismatches"]
-    print("4. broken by hand: %s admin back to admin/admin, %s user app dropped (%d logins now wrong)"
-          % (t1["name"], t2["name"], len(broken["mismatches"])))
+    print("4. broken by hand: %s admin back to admin/admin, %s user app dropped (%d logins now wrong)" % (t1["name"], t2["name"], len(broken["mismatches"])))
 
     failed, rc = run_pod(plan, python, os.path.join(args.work, "run3.log"), {"ANSIBLE_VERBOSITY": "3"})
     assert failed is None, "run 3 failed"
@@ -289,8 +315,7 @@ def main():
         for name in ("run2.log", "run3.log"):
             with open(os.path.join(args.work, name), encoding="utf-8") as fh:
                 out.write(fh.read())
-    res = sh([python, os.path.join(args.tools, "leakcheck.py"), logs, os.path.join(args.work, "secrets.json"), "5",
-              "--expect", "pg_tikv_tenants"])
+    res = sh([python, os.path.join(args.tools, "leakcheck.py"), logs, os.path.join(args.work, "secrets.json"), "5", "--expect", "pg_tikv_tenants"])
     print("6. " + (res.stdout.strip() or res.stderr.strip()))
     assert res.returncode == 0, "leak check failed"
 

@@ -17,20 +17,23 @@ def login_checks(tenants, secret_data):
     checks = []
     for tenant in tenants:
         ref = tenant["adminPasswordSecret"]
-        checks.append({"login": tenant["name"] + ".admin", "password": secret_data[ref["name"]][ref["key"]],
-                       "expect": "ok"})
+        checks.append({"login": tenant["name"] + ".admin", "password": secret_data[ref["name"]][ref["key"]], "expect": "ok"})
         checks.append({"login": tenant["name"] + ".admin", "password": "admin", "expect": "refused"})
         for user in tenant.get("users", []):
             ref = user["passwordSecret"]
-            checks.append({"login": tenant["name"] + "." + user["name"],
-                           "password": secret_data[ref["name"]][ref["key"]], "expect": "ok"})
+            checks.append({"login": tenant["name"] + "." + user["name"], "password": secret_data[ref["name"]][ref["key"]], "expect": "ok"})
     return checks
 
 
 def run_logins(tools, host, port, checks):
     """pgcheck.py logins: the passwords go on stdin. Returns its result."""
-    res = subprocess.run([sys.executable, os.path.join(tools, "pgcheck.py"), "logins"], capture_output=True,
-                         text=True, check=False, input=json.dumps({"host": host, "port": port, "checks": checks}))
+    res = subprocess.run(
+        [sys.executable, os.path.join(tools, "pgcheck.py"), "logins"],
+        capture_output=True,
+        text=True,
+        check=False,
+        input=json.dumps({"host": host, "port": port, "checks": checks}),
+    )
     if res.returncode:
         sys.exit("pgcheck logins failed: %s" % res.stderr)
     return json.loads(res.stdout)

@@ -3,16 +3,16 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Verifiers of the platform target, none of them the collection's code.
 
-  checks.py snapshot CONFIG OUT          raw HTTP GET of every PD keyspace -> OUT (JSON, name -> keyspace)
-  checks.py pd-diff BEFORE AFTER PREFIX NEW...  of the keyspaces named PREFIX*, exactly NEW appeared
-                                         and the others are byte-for-byte unchanged
-  checks.py pd-enabled CONFIG NAME...    each NAME exists in PD and is ENABLED
-  checks.py declare WORK STEP            write WORK/platform-STEP.yml (the playbook's vars file) and record
-                                         the passwords in WORK/secrets.json; steps: install, unreachable
-                                         (install, the controller pointed at a closed port), upgrade,
-                                         fail, selfcontained
-  checks.py logins CONFIG WORK TOOLS     psycopg2 (pgcheck.py): every declared credential of the last
-                                         declaration logs in, admin/admin is refused
+checks.py snapshot CONFIG OUT          raw HTTP GET of every PD keyspace -> OUT (JSON, name -> keyspace)
+checks.py pd-diff BEFORE AFTER PREFIX NEW...  of the keyspaces named PREFIX*, exactly NEW appeared
+                                       and the others are byte-for-byte unchanged
+checks.py pd-enabled CONFIG NAME...    each NAME exists in PD and is ENABLED
+checks.py declare WORK STEP            write WORK/platform-STEP.yml (the playbook's vars file) and record
+                                       the passwords in WORK/secrets.json; steps: install, unreachable
+                                       (install, the controller pointed at a closed port), upgrade,
+                                       fail, selfcontained
+checks.py logins CONFIG WORK TOOLS     psycopg2 (pgcheck.py): every declared credential of the last
+                                       declaration logs in, admin/admin is refused
 """
 
 import json
@@ -51,16 +51,29 @@ def load(path):
 
 def tenants_of(work, step, sfx):
     base = [
-        {"name": "pk_%s_a" % sfx, "config": {"owner": "team-a"},
-         "adminPasswordSecret": {"name": "pk-a", "key": "admin"},
-         "users": [{"name": "app", "passwordSecret": {"name": "pk-a", "key": "app"}}]},
-        {"name": "pk_%s_b" % sfx, "adminPasswordSecret": {"name": "pk-b", "key": "admin"},
-         "users": [{"name": "app", "passwordSecret": {"name": "pk-b", "key": "app"}},
-                   {"name": "report", "passwordSecret": {"name": "pk-b", "key": "report"}}]},
+        {
+            "name": "pk_%s_a" % sfx,
+            "config": {"owner": "team-a"},
+            "adminPasswordSecret": {"name": "pk-a", "key": "admin"},
+            "users": [{"name": "app", "passwordSecret": {"name": "pk-a", "key": "app"}}],
+        },
+        {
+            "name": "pk_%s_b" % sfx,
+            "adminPasswordSecret": {"name": "pk-b", "key": "admin"},
+            "users": [
+                {"name": "app", "passwordSecret": {"name": "pk-b", "key": "app"}},
+                {"name": "report", "passwordSecret": {"name": "pk-b", "key": "report"}},
+            ],
+        },
     ]
     if step in ("upgrade", "fail"):
-        base.append({"name": "pk_%s_c" % sfx, "adminPasswordSecret": {"name": "pk-c", "key": "admin"},
-                     "users": [{"name": "app", "passwordSecret": {"name": "pk-c", "key": "app"}}]})
+        base.append(
+            {
+                "name": "pk_%s_c" % sfx,
+                "adminPasswordSecret": {"name": "pk-c", "key": "admin"},
+                "users": [{"name": "app", "passwordSecret": {"name": "pk-c", "key": "app"}}],
+            }
+        )
     return base
 
 
@@ -109,8 +122,7 @@ def logins(cfg, work, tools):
     data = load(os.path.join(work, "secret-data.json"))
     result = run_logins(tools, cfg["pg_host"], cfg["pg_port"], login_checks(doc["platform_values"]["tenants"], data))
     assert not result["mismatches"], result["mismatches"]
-    print("   psycopg2: %d logins as expected (admin with the Secret's password, admin/admin refused, users)"
-          % len(result["results"]))
+    print("   psycopg2: %d logins as expected (admin with the Secret's password, admin/admin refused, users)" % len(result["results"]))
 
 
 def main():
@@ -129,8 +141,7 @@ def main():
         assert not set(before) - set(after), "PD: keyspaces vanished"
         changed = sorted(n for n in before if before[n] != after[n])
         assert not changed, "PD: keyspaces changed: %s" % changed
-        print("   PD snapshot (raw HTTP): of the %s* keyspaces exactly %s created, the %d others unchanged"
-              % (prefix, sorted(added), len(before)))
+        print("   PD snapshot (raw HTTP): of the %s* keyspaces exactly %s created, the %d others unchanged" % (prefix, sorted(added), len(before)))
     elif cmd == "pd-enabled":
         snap = snapshot(load(sys.argv[2]))
         for name in sys.argv[3:]:

@@ -70,15 +70,16 @@ def releases_of(st, sfx_only=False):
     sfx, fl = st["sfx"], st["flavor"]
     out = []
     for key, users, replicas in (("a", ["app"], 2), ("b", ["api", "worker"], 2), ("c", ["app"], 1)):
-        out.append({
-            "name": "rr-%s" % key,
-            "namespace": "rr-%s-%s-%s" % (fl, sfx, key),
-            "chart_ref": st["chart"],
-            "values": {"replicaCount": replicas, "podAnnotations": {"example.com/team": key}},
-            "tenant": {"name": "rr%s_%s_%s" % (fl[-1], sfx, key), "config": {"owner": "team-" + key},
-                       "users": [{"name": u} for u in users]},
-            "credentials": {"secret_name": "db-%s" % key, "values_path": "database.existingSecret"},
-        })
+        out.append(
+            {
+                "name": "rr-%s" % key,
+                "namespace": "rr-%s-%s-%s" % (fl, sfx, key),
+                "chart_ref": st["chart"],
+                "values": {"replicaCount": replicas, "podAnnotations": {"example.com/team": key}},
+                "tenant": {"name": "rr%s_%s_%s" % (fl[-1], sfx, key), "config": {"owner": "team-" + key}, "users": [{"name": u} for u in users]},
+                "credentials": {"secret_name": "db-%s" % key, "values_path": "database.existingSecret"},
+            }
+        )
     return out
 
 
@@ -123,14 +124,12 @@ def declare(work, step):
 
 
 def kubectl(st, *args):
-    out = subprocess.run([st["kubectl"], "--kubeconfig", st["kubeconfig"]] + list(args), capture_output=True,
-                         text=True, check=False)
+    out = subprocess.run([st["kubectl"], "--kubeconfig", st["kubeconfig"]] + list(args), capture_output=True, text=True, check=False)
     return out
 
 
 def helm(st, *args):
-    return subprocess.run([st["helm"], "--kubeconfig", st["kubeconfig"]] + list(args), capture_output=True, text=True,
-                          check=False)
+    return subprocess.run([st["helm"], "--kubeconfig", st["kubeconfig"]] + list(args), capture_output=True, text=True, check=False)
 
 
 def get_secret(st, namespace, name):
@@ -163,10 +162,14 @@ def record_secrets(work, label):
             got = login_outcome(cfg["pg_host"], cfg["pg_port"], data["PGUSER"], data["PGPASSWORD"])
             assert got["outcome"] == "ok", "PGUSER/PGPASSWORD of %s: %s" % (name, got)
             logins += 2
-            snap["%s/%s" % (rel["namespace"], name)] = {"rv": obj["metadata"]["resourceVersion"],
-                                                        "password": data["PGPASSWORD"], "login": login,
-                                                        "release": rel["name"], "tenant": rel["tenant"]["name"],
-                                                        "user": user}
+            snap["%s/%s" % (rel["namespace"], name)] = {
+                "rv": obj["metadata"]["resourceVersion"],
+                "password": data["PGPASSWORD"],
+                "login": login,
+                "release": rel["name"],
+                "tenant": rel["tenant"]["name"],
+                "user": user,
+            }
             all_pw.append(data["PGPASSWORD"])
     # The store's passwords too (admins included), for the leak checks.
     for rec in store_records(st).values():
@@ -176,13 +179,11 @@ def record_secrets(work, label):
     path = os.path.join(work, "secrets.json")
     known = load(path) if os.path.exists(path) else []
     dump(path, sorted(set(known) | set(all_pw)), private=True)
-    print("   kubectl: %d Secrets with exactly %s; psycopg2: %d logins ok (DATABASE_URL and PGUSER/PGPASSWORD)"
-          % (len(snap), ",".join(KEYS), logins))
+    print("   kubectl: %d Secrets with exactly %s; psycopg2: %d logins ok (DATABASE_URL and PGUSER/PGPASSWORD)" % (len(snap), ",".join(KEYS), logins))
 
 
 def store_records(st):
-    res = kubectl(st, "get", "secrets", "-n", st["store_ns"], "-l", "app.kubernetes.io/managed-by=pgtikv.cloud",
-                  "-o", "json")
+    res = kubectl(st, "get", "secrets", "-n", st["store_ns"], "-l", "app.kubernetes.io/managed-by=pgtikv.cloud", "-o", "json")
     assert res.returncode == 0, res.stderr
     out = {}
     for obj in json.loads(res.stdout)["items"]:
@@ -229,10 +230,11 @@ def main():  # pylint: disable=too-many-branches,too-many-statements,too-many-lo
             got = login_outcome(cfg["pg_host"], cfg["pg_port"], old["login"], old["password"])
             assert got["outcome"] == "refused", "old password of %s: %s" % (key, got)
             rec = store[new["tenant"]]["users"][new["user"]]
-            assert rec.get("current") == new["password"] and rec.get("previous") == old["password"] \
-                and not rec.get("pending"), "store record of %s" % key
-        print("   %d Secrets rewritten with new passwords; psycopg2: every old password refused; the store's records "
-              "hold the new as current and the old as previous, nothing pending" % len(a))
+            assert rec.get("current") == new["password"] and rec.get("previous") == old["password"] and not rec.get("pending"), "store record of %s" % key
+        print(
+            "   %d Secrets rewritten with new passwords; psycopg2: every old password refused; the store's records "
+            "hold the new as current and the old as previous, nothing pending" % len(a)
+        )
     elif cmd == "refused":
         snap = load(os.path.join(work, "state-%s.json" % sys.argv[3]))
         n = 0
@@ -244,12 +246,16 @@ def main():  # pylint: disable=too-many-branches,too-many-statements,too-many-lo
         assert n, "no credentials recorded for %s" % sys.argv[4]
         print("   psycopg2: the %d credentials of %s are refused" % (n, sys.argv[4]))
     elif cmd == "releases":
-        for rel, rev in zip(releases_of(st), sys.argv[3:]):
+        for rel, rev in zip(releases_of(st), sys.argv[3:], strict=False):
             res = helm(st, "status", rel["name"], "-n", rel["namespace"], "-o", "json")
             assert res.returncode == 0, "%s: %s" % (rel["name"], res.stderr)
             got = json.loads(res.stdout)
-            assert (got["version"], got["info"]["status"]) == (int(rev), "deployed"), \
-                "%s: revision %s %s, expected %s deployed" % (rel["name"], got["version"], got["info"]["status"], rev)
+            assert (got["version"], got["info"]["status"]) == (int(rev), "deployed"), "%s: revision %s %s, expected %s deployed" % (
+                rel["name"],
+                got["version"],
+                got["info"]["status"],
+                rev,
+            )
         names = ", ".join(r["name"] for r in releases_of(st))
         print("   helm: %s deployed at revisions %s" % (names, ", ".join(sys.argv[3:])))
     elif cmd == "rollout":
@@ -265,15 +271,21 @@ def main():  # pylint: disable=too-many-branches,too-many-statements,too-many-lo
                 before = fh.read()
             assert before != checksum, "the pod-template checksum of %s did not change" % rel["name"]
             assert len(rsets) == 2, "expected 2 ReplicaSets, got %d" % len(rsets)
-            current = [r for r in rsets if r["spec"]["template"]["metadata"]["annotations"].get(
-                "pgtikv.cloud/credentials-checksum") == checksum]
+            current = [r for r in rsets if r["spec"]["template"]["metadata"]["annotations"].get("pgtikv.cloud/credentials-checksum") == checksum]
             assert current and current[0]["status"].get("readyReplicas") == rel["values"]["replicaCount"], rsets
             old = [r for r in rsets if r is not current[0]]
             assert old[0]["spec"]["replicas"] == 0, "the old ReplicaSet still has replicas"
             assert dep["spec"]["template"]["metadata"]["annotations"].get("example.com/team"), "declared annotation lost"
-            print("   kubectl: %s pod-template checksum changed; new ReplicaSet %s ready %d/%d, old %s scaled to 0"
-                  % (rel["name"], current[0]["metadata"]["name"], current[0]["status"]["readyReplicas"],
-                     rel["values"]["replicaCount"], old[0]["metadata"]["name"]))
+            print(
+                "   kubectl: %s pod-template checksum changed; new ReplicaSet %s ready %d/%d, old %s scaled to 0"
+                % (
+                    rel["name"],
+                    current[0]["metadata"]["name"],
+                    current[0]["status"]["readyReplicas"],
+                    rel["values"]["replicaCount"],
+                    old[0]["metadata"]["name"],
+                )
+            )
         else:
             assert len(rsets) == 1, rsets
             print("   kubectl: %s has 1 ReplicaSet; pod-template checksum recorded" % rel["name"])
@@ -302,15 +314,17 @@ def main():  # pylint: disable=too-many-branches,too-many-statements,too-many-lo
                     for form in (pw, urllib.parse.quote(pw, safe=""), json.dumps(pw)[1:-1]):
                         assert form not in text, "password #%d in %s of %s" % (n, what, rel["name"])
                 checked += 1
-        print("   no password (%d known) in %d texts: helm get values --all, helm get manifest, every decoded "
-              "sh.helm.release.v1.* Secret" % (len(passwords), checked))
+        print(
+            "   no password (%d known) in %d texts: helm get values --all, helm get manifest, every decoded "
+            "sh.helm.release.v1.* Secret" % (len(passwords), checked)
+        )
     elif cmd == "break":
         rel = [r for r in releases_of(st) if r["name"] == sys.argv[3]][0]
         user, tenant = sys.argv[4], rel["tenant"]["name"]
         admin = store_records(st)[tenant]["admin"]["current"]
         conn = connect(cfg["pg_host"], cfg["pg_port"], tenant + ".admin", admin)
         with conn.cursor() as cur:
-            cur.execute('ALTER ROLE "%s" PASSWORD \'%s\'' % (user, pysecrets.token_hex(12)))
+            cur.execute("ALTER ROLE \"%s\" PASSWORD '%s'" % (user, pysecrets.token_hex(12)))
         conn.close()
         print("   psycopg2: %s.%s's password changed by hand (ALTER ROLE as the tenant's admin)" % (tenant, user))
     elif cmd == "gone":

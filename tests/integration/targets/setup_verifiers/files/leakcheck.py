@@ -20,8 +20,7 @@ from urllib.parse import quote
 
 
 def forms(secret):
-    return {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1], quote(secret, safe=""),
-            secret.replace("'", "''")}
+    return {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1], quote(secret, safe=""), secret.replace("'", "''")}
 
 
 def main():

@@ -39,8 +39,7 @@ def connect(host, port, login, password, dsn=None):
     if dsn is not None:
         conn = psycopg2.connect(dsn, connect_timeout=10)
     else:
-        conn = psycopg2.connect(host=host, port=int(port), user=login, password=password, dbname="postgres",
-                                sslmode="disable", connect_timeout=10)
+        conn = psycopg2.connect(host=host, port=int(port), user=login, password=password, dbname="postgres", sslmode="disable", connect_timeout=10)
     conn.autocommit = True
     return conn
 
@@ -112,13 +111,20 @@ def _query(req, func):
 
 def role(req):
     def read(conn, cur):
-        cur.execute("SELECT rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolconnlimit, rolpassword "
-                    "FROM pg_authid WHERE rolname = %s", (req["name"],))
+        cur.execute("SELECT rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolconnlimit, rolpassword FROM pg_authid WHERE rolname = %s", (req["name"],))
         row = cur.fetchone()
         if row is None:
             return {"exists": False}
-        return {"exists": True, "login": row[0], "superuser": row[1], "createdb": row[2], "createrole": row[3],
-                "conn_limit": row[4], "password_kind": (row[5] or "").split("$", 1)[0][:13] or None}
+        return {
+            "exists": True,
+            "login": row[0],
+            "superuser": row[1],
+            "createdb": row[2],
+            "createrole": row[3],
+            "conn_limit": row[4],
+            "password_kind": (row[5] or "").split("$", 1)[0][:13] or None,
+        }
+
     return _query(req, read)
 
 
@@ -130,6 +136,7 @@ def roles(req):
     def read(conn, cur):
         cur.execute("SELECT rolname FROM pg_roles ORDER BY rolname")
         return {"roles": [r[0] for r in cur.fetchall()]}
+
     return _query(req, read)
 
 
