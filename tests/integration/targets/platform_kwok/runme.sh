@@ -20,28 +20,10 @@ set -euo pipefail
 # shellcheck source=../chart_pg_tikv/files/kube_env.sh
 . ../chart_pg_tikv/files/kube_env.sh
 here="$(pwd)"
-# ansible-test puts its own ansible-core on PYTHONPATH; each flavor runs the
-# ansible-core of its own venv.
-unset PYTHONPATH
+# shellcheck source=../chart_pg_tikv/files/kube_flavors.sh
+. ../chart_pg_tikv/files/kube_flavors.sh
 cases="$(cd ../chart_pg_tikv/files && pwd)/schema_cases.yml"
-base_cpath="${ANSIBLE_COLLECTIONS_PATH:-}"
-export ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_INVENTORY_UNPARSED_WARNING=false ANSIBLE_DEPRECATION_WARNINGS=false
-kubectl=("$KUBECTL_BIN" --kubeconfig "$KUBECONFIG")
-fail() { echo "FAIL: $*"; exit 1; }
 total=$SECONDS
-# Namespaces this run created; whatever happens, their releases are
-# uninstalled and they are deleted at exit (logs stay in the output dir).
-created_ns=()
-cleanup() {
-  local ns
-  for ns in "${created_ns[@]}"; do
-    for rel in $("$HELM_BIN" --kubeconfig "$KUBECONFIG" list -n "$ns" -q 2>/dev/null); do
-      "$HELM_BIN" --kubeconfig "$KUBECONFIG" uninstall "$rel" -n "$ns" >/dev/null 2>&1 || true
-    done
-    "${kubectl[@]}" delete namespace "$ns" --wait=false --ignore-not-found >/dev/null 2>&1 || true
-  done
-}
-trap cleanup EXIT
 
 run_flavor() {
   local flavor="$1" helm="$2" venv_bin="$3" kcoll="$4" core="$5"
@@ -51,22 +33,8 @@ run_flavor() {
   ns="pgtikv-it-$flavor-$sfx"
   mkdir -p "$work/logs"
   local apb="$venv_bin/ansible-playbook" vpy="$venv_bin/python"
-  export ANSIBLE_COLLECTIONS_PATH="$base_cpath:$kcoll"
-  local version; version="$("$apb" --version)"; version="${version%%$'\n'*}"
-  echo "=== $flavor: $("$helm" version --short), $version, namespace $ns"
-  [[ "$version" == *"[core $core."* ]] || fail "$flavor must run on ansible-core $core, not: $version"
-  step() { n=$((n + 1)); echo "== $flavor step $n: $*"; }
-  # play NAME ARGS...: ansible-playbook -vvv into logs/NN-NAME.log; returns its rc.
-  play() {
-    local name="$1"; shift
-    LAST_LOG="$work/logs/$(printf %02d "$n")-$name.log"
-    local rc=0 s=$SECONDS
-    PATH="$venv_bin:$PATH" "$apb" -vvv "$@" >"$LAST_LOG" 2>&1 || rc=$?
-    echo "   $name rc=$rc in $((SECONDS - s))s ($(grep -A1 'PLAY RECAP' "$LAST_LOG" | tail -1 | tr -s ' '))"
-    return $rc
-  }
+  flavor_begin "$kcoll" "$core" "namespace $ns"
   deploy() { play "deploy-$1" pgtikv.cloud.deploy_platform -e "pgtikv_platform_file=$work/platform-$1.yml"; }
-  recap_changed() { grep -A1 'PLAY RECAP' "$LAST_LOG" | tail -1 | sed -E 's/.*changed=([0-9]+).*/\1/'; }
   revision() { "$helm" --kubeconfig "$KUBECONFIG" status "$release" -n "$ns" -o json | "$vpy" -c 'import json,sys; r=json.load(sys.stdin); print(r["version"], r["info"]["status"])'; }
   completed_events() {
     "${kubectl[@]}" get events -n "$ns" -o json \
@@ -221,11 +189,6 @@ JSON
 }
 
 # PLATFORM_FLAVORS narrows the run while iterating (default: both).
-for flavor in ${PLATFORM_FLAVORS:-helm4 helm3}; do
-  case "$flavor" in
-    helm4) run_flavor helm4 "$HELM_BIN" "$(dirname "$PGTIKV_PYTHON312")" "$PGTIKV_K8S_COLLECTIONS_PY312" 2.21 ;;
-    helm3) run_flavor helm3 "$HELM3_BIN" "$(dirname "$py")" "$PGTIKV_K8S_COLLECTIONS_PY311" 2.19 ;;
-    *) fail "unknown flavor $flavor" ;;
-  esac
-done
+# shellcheck disable=SC2086 # PLATFORM_FLAVORS is a list
+run_flavors ${PLATFORM_FLAVORS:-helm4 helm3}
 echo "platform_kwok: all steps passed in $((SECONDS - total))s"

@@ -21,23 +21,9 @@ set -euo pipefail
 # shellcheck source=../chart_pg_tikv/files/kube_env.sh
 . ../chart_pg_tikv/files/kube_env.sh
 here="$(pwd)"
-unset PYTHONPATH
-base_cpath="${ANSIBLE_COLLECTIONS_PATH:-}"
-export ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_INVENTORY_UNPARSED_WARNING=false ANSIBLE_DEPRECATION_WARNINGS=false
-kubectl=("$KUBECTL_BIN" --kubeconfig "$KUBECONFIG")
-fail() { echo "FAIL: $*"; exit 1; }
+# shellcheck source=../chart_pg_tikv/files/kube_flavors.sh
+. ../chart_pg_tikv/files/kube_flavors.sh
 total=$SECONDS
-created_ns=()
-cleanup() {
-  local ns rel
-  for ns in "${created_ns[@]}"; do
-    for rel in $("$HELM_BIN" --kubeconfig "$KUBECONFIG" list -n "$ns" -q 2>/dev/null); do
-      "$HELM_BIN" --kubeconfig "$KUBECONFIG" uninstall "$rel" -n "$ns" >/dev/null 2>&1 || true
-    done
-    "${kubectl[@]}" delete namespace "$ns" --wait=false --ignore-not-found >/dev/null 2>&1 || true
-  done
-}
-trap cleanup EXIT
 
 run_flavor() {
   local flavor="$1" helm="$2" venv_bin="$3" kcoll="$4" core="$5"
@@ -47,23 +33,10 @@ run_flavor() {
   mkdir -p "$work/logs"
   store_ns="rr-store-$flavor-$sfx"
   local apb="$venv_bin/ansible-playbook" vpy="$venv_bin/python"
-  export ANSIBLE_COLLECTIONS_PATH="$base_cpath:$kcoll"
-  local version; version="$("$apb" --version)"; version="${version%%$'\n'*}"
-  echo "=== $flavor: $("$helm" version --short), $version, suffix $sfx"
-  [[ "$version" == *"[core $core."* ]] || fail "$flavor must run on ansible-core $core, not: $version"
+  flavor_begin "$kcoll" "$core" "suffix $sfx"
   for k in a b c d bad dup; do created_ns+=("rr-$flavor-$sfx-$k"); done
   created_ns+=("$store_ns")
-  step() { n=$((n + 1)); echo "== $flavor step $n: $*"; }
-  play() {
-    local name="$1"; shift
-    LAST_LOG="$work/logs/$(printf %02d "$n")-$name.log"
-    local rc=0 s=$SECONDS
-    PATH="$venv_bin:$PATH" "$apb" -vvv "$@" >"$LAST_LOG" 2>&1 || rc=$?
-    echo "   $name rc=$rc in $((SECONDS - s))s ($(grep -A1 'PLAY RECAP' "$LAST_LOG" | tail -1 | tr -s ' '))"
-    return $rc
-  }
   must() { play "$@" || { grep -E '^(fatal|failed)|"msg"' "$LAST_LOG" | tail -30; fail "$1"; }; }
-  recap_changed() { grep -A1 'PLAY RECAP' "$LAST_LOG" | tail -1 | sed -E 's/.*changed=([0-9]+).*/\1/'; }
   report() { grep -E '^ +"Release rr-[a-z]+ \(namespace [^)]*\): ' "$LAST_LOG" | sed -E 's/^ +"//; s/",?$//; s/^/   /' | sort -u; }
   ck() { "$vpy" "$here/files/checks.py" "$1" "$work" "${@:2}"; }
   file() { echo "pgtikv_releases_file=$work/releases-$1.yml"; }
@@ -179,11 +152,6 @@ JSON
   echo "=== $flavor: all steps passed in $((SECONDS - t0))s"
 }
 
-for flavor in ${RELEASES_FLAVORS:-helm4 helm3}; do
-  case "$flavor" in
-    helm4) run_flavor helm4 "$HELM_BIN" "$(dirname "$PGTIKV_PYTHON312")" "$PGTIKV_K8S_COLLECTIONS_PY312" 2.21 ;;
-    helm3) run_flavor helm3 "$HELM3_BIN" "$(dirname "$py")" "$PGTIKV_K8S_COLLECTIONS_PY311" 2.19 ;;
-    *) fail "unknown flavor $flavor" ;;
-  esac
-done
+# shellcheck disable=SC2086 # RELEASES_FLAVORS is a list
+run_flavors ${RELEASES_FLAVORS:-helm4 helm3}
 echo "role_releases: all steps passed in $((SECONDS - total))s"
