@@ -112,6 +112,10 @@ _TWO_CHAR_OPS = {
     "@": ("@>", "@?", "@@"),
 }
 _SINGLE_OPS = set("(),;[]{}+*%^\\")
+# Operators of more than one character, matched longest first (as sqlparser's
+# tokenizer does, one character at a time).
+_MULTI_CHAR_OPS = {op for ops in _TWO_CHAR_OPS.values() for op in ops} | {"->", "->>", "||", "||/", "|/", "#>", "#>>", "#-", "<=>", "!~*"}
+_OP_STARTS = set(_TWO_CHAR_OPS) | set("-|#")
 
 
 class ParseError(Exception):
@@ -282,45 +286,6 @@ def tokenize(sql):
                     sc.next()
                     depth -= 1
             continue
-        if ch == "-":
-            sc.next()
-            op = "-"
-            if sc.peek() == ">":
-                sc.next()
-                op = "->"
-                if sc.peek() == ">":
-                    sc.next()
-                    op = "->>"
-            out.append(Token(T_OP, op, line, col, pos))
-            continue
-        if ch == "|":
-            sc.next()
-            op = "|"
-            if sc.peek() == "|":
-                sc.next()
-                op = "||"
-                if sc.peek() == "/":
-                    sc.next()
-                    op = "||/"
-            elif sc.peek() == "/":
-                sc.next()
-                op = "|/"
-            out.append(Token(T_OP, op, line, col, pos))
-            continue
-        if ch == "#":
-            sc.next()
-            op = "#"
-            if sc.peek() == ">":
-                sc.next()
-                op = "#>"
-                if sc.peek() == ">":
-                    sc.next()
-                    op = "#>>"
-            elif sc.peek() == "-":
-                sc.next()
-                op = "#-"
-            out.append(Token(T_OP, op, line, col, pos))
-            continue
         if ch == "?":
             sc.next()
             digits = []
@@ -328,20 +293,15 @@ def tokenize(sql):
                 digits.append(sc.next())
             out.append(Token(T_PLACEHOLDER, "?" + "".join(digits), line, col, pos))
             continue
-        if ch in _TWO_CHAR_OPS:
-            sc.next()
+        if ch in _OP_STARTS:
             op = ch
-            for cand in _TWO_CHAR_OPS[ch]:
-                if sc.peek() == cand[1]:
-                    sc.next()
-                    op = cand
+            for size in (3, 2):
+                candidate = "".join(sc.peek(k) or "" for k in range(size))
+                if candidate in _MULTI_CHAR_OPS:
+                    op = candidate
                     break
-            if op == "<=" and sc.peek() == ">":
+            for _ in op:
                 sc.next()
-                op = "<=>"
-            elif op == "!~" and sc.peek() == "*":
-                sc.next()
-                op = "!~*"
             out.append(Token(T_OP, op, line, col, pos))
             continue
         if ch in _SINGLE_OPS or ch in "./":
