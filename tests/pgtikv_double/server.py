@@ -300,7 +300,7 @@ def tokenize(sql):
                 if candidate in _MULTI_CHAR_OPS:
                     op = candidate
                     break
-            for _ in op:
+            for _char in op:
                 sc.next()
             out.append(Token(T_OP, op, line, col, pos))
             continue
