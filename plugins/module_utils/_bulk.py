@@ -593,15 +593,7 @@ def run_fleet(params, items, state, check_mode, pd=None, shape=None):
         for item in items:
             name = item.get("name")
             if name in errors:
-                results[name] = {
-                    "name": name,
-                    "state": item.get("state") or "present",
-                    "status": STATUS_FAILED,
-                    "changed": False,
-                    "failed": True,
-                    "users": [],
-                    "msg": "invalid entry, nothing was done: " + "; ".join(errors[name]),
-                }
+                results[name] = _untouched_failure(name, "invalid entry, nothing was done: " + "; ".join(errors[name]), state=item.get("state") or "present")
             else:
                 todo.append(item)
         if errors.get(None):
@@ -676,6 +668,13 @@ def run_fleet(params, items, state, check_mode, pd=None, shape=None):
             pd.close()
 
 
+def _untouched_failure(name, msg, **extra):
+    """The result of a tenant the run failed without changing anything."""
+    entry = {"name": name, "status": STATUS_FAILED, "changed": False, "failed": True, "users": [], "msg": msg}
+    entry.update(extra)
+    return entry
+
+
 def _map(func, items, max_workers, deadline=None):
     """func over items on a bounded pool; results in input order. An exception
     in func is a bug: it is turned into a failed tenant, never lost. Items not
@@ -684,26 +683,15 @@ def _map(func, items, max_workers, deadline=None):
     def safe(item):
         name = item.get("name") if isinstance(item, dict) else getattr(item, "name", None)
         if deadline is not None and time.monotonic() >= deadline:
-            return {
-                "name": name,
-                "status": STATUS_FAILED,
-                "changed": False,
-                "failed": True,
-                "users": [],
-                "not_attempted": True,
-                "msg": "not attempted: the run's timeout was reached before this tenant's turn; nothing was done to it (run again, or raise timeout)",
-            }
+            return _untouched_failure(
+                name,
+                "not attempted: the run's timeout was reached before this tenant's turn; nothing was done to it (run again, or raise timeout)",
+                not_attempted=True,
+            )
         try:
             return func(item)
         except Exception as exc:  # pylint: disable=broad-except
-            return {
-                "name": name,
-                "status": STATUS_FAILED,
-                "changed": False,
-                "failed": True,
-                "users": [],
-                "msg": "internal error: %s: %s" % (type(exc).__name__, exc),
-            }
+            return _untouched_failure(name, "internal error: %s: %s" % (type(exc).__name__, exc))
 
     if max_workers <= 1 or len(items) <= 1:
         return [safe(i) for i in items]

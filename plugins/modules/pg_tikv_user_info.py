@@ -206,22 +206,27 @@ def requested(params):
     return wanted
 
 
+def unknown_attributes(name, exists, unreadable):
+    """A user's entry before anything about its attributes is known."""
+    return dict(
+        name=name,
+        exists=exists,
+        login=None,
+        superuser=None,
+        createdb=None,
+        createrole=None,
+        conn_limit=None,
+        password_valid=None,
+        unreadable=unreadable,
+    )
+
+
 def report_with_catalog(session, wanted):
     if wanted:
         users = []
         for name, password in wanted.items():
             role = session.get_role(name)
-            entry = dict(
-                name=name,
-                exists=role is not None,
-                login=None,
-                superuser=None,
-                createdb=None,
-                createrole=None,
-                conn_limit=None,
-                password_valid=None,
-                unreadable=[],
-            )
+            entry = unknown_attributes(name, role is not None, unreadable=[])
             if role is not None:
                 entry.update(role)
                 if password is not None:
@@ -239,17 +244,7 @@ def report_with_catalog(session, wanted):
 def report_without_catalog(session, wanted):
     users = []
     for name, password in wanted.items():
-        entry = dict(
-            name=name,
-            exists=session.role_exists(name),
-            login=None,
-            superuser=None,
-            createdb=None,
-            createrole=None,
-            conn_limit=None,
-            password_valid=None,
-            unreadable=list(UNREADABLE_WITHOUT_CATALOG),
-        )
+        entry = unknown_attributes(name, session.role_exists(name), unreadable=list(UNREADABLE_WITHOUT_CATALOG))
         if entry["exists"]:
             if password is not None:
                 outcome = session.probe_login(name, password)
