@@ -31,7 +31,8 @@ import requests
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 DOUBLE_SERVER = REPO_ROOT / "tests" / "pgtikv_double" / "server.py"
-STACK_DIR = os.environ.get("PGTIKV_STACK_DIR", "/tmp/pgtikv-stack")
+# scripts/lib.sh's default when the variable is not set: tmpfs when there is one.
+STACK_DIR = os.environ.get("PGTIKV_STACK_DIR") or ("/dev/shm/pgtikv-stack" if os.access("/dev/shm", os.W_OK) else "/tmp/pgtikv-stack")
 HOW_TO_START = "start the stack with tests/stack/start (it writes %s/env.sh)" % STACK_DIR
 HTTP_TIMEOUT = 10
 

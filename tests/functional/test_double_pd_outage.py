@@ -51,7 +51,7 @@ def _restart_stack(stack_dir):
 
 @pytest.mark.slow
 def test_real_pd_killed_and_restarted(double, stack_env, pd_url, make_keyspace, helpers):
-    stack_dir = stack_env.get("PGTIKV_STACK_DIR") or os.environ.get("PGTIKV_STACK_DIR", "/tmp/pgtikv-stack")
+    stack_dir = stack_env["PGTIKV_STACK_DIR"]  # env.sh always sets it
     cached = make_keyspace("outg")
     never_seen = make_keyspace("nevr")  # exists in PD, but this double has never loaded it
     assert helpers.raw_login(double.port, cached + ".admin", "admin")["error"] is None

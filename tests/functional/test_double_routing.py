@@ -166,6 +166,8 @@ class _Proxy:
         self.port = self.listener.getsockname()[1]
         self.running = True
         self.paused = False
+        self.delay = 0.0  # seconds every forwarded connection waits (a slow PD)
+        self.connections = 0  # connections accepted (each is one PD request of the double)
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -174,16 +176,22 @@ class _Proxy:
                 client, _ignored = self.listener.accept()
             except OSError:
                 return
+            self.connections += 1
             if self.paused:  # PD "down": accept, then hang up without an answer
                 client.close()
                 continue
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            threading.Thread(target=self._forward, args=(client, self.delay), daemon=True).start()
+
+    def _forward(self, client, delay):
+        if delay:
+            time.sleep(delay)
+        try:
+            upstream = socket.create_connection(self.target, timeout=5)
+        except OSError:
+            client.close()
+            return
+        for a, b in ((client, upstream), (upstream, client)):
+            threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
     @staticmethod
     def _pipe(src, dst):
@@ -243,6 +251,46 @@ def test_unreachable_pd_fails_uncached_and_cached_tenants_alike(double_factory, 
     finally:
         proxy.stop()
     assert "Failed to connect to TiKV for tenant '%s'" % uncached in dbl.log_text()
+
+
+def test_timestamps_are_batched_but_never_older_than_the_request(double_factory, pd_url, make_keyspace, helpers):
+    """§1.4a: every login needs a timestamp from PD; like tikv-client's
+    timestamp oracle, the double sends the requests that wait meanwhile as one
+    (24 concurrent logins to a cached tenant, PD answering in 0.3 s: far fewer
+    than 24 PD requests). Never kinder: a login that asks after PD went down
+    fails, even while a request sent before the outage is still out."""
+    host, port = pd_url.split("://", 1)[1].rsplit(":", 1)
+    proxy = _Proxy(host, int(port))
+    try:
+        dbl = double_factory("--pd-endpoints", "127.0.0.1:%d" % proxy.port, name="double-tso")
+        cached = make_keyspace("tsob")
+        assert helpers.raw_login(dbl.port, cached + ".admin", "admin")["error"] is None
+        proxy.delay = 0.3
+        errors = []
+
+        def login():
+            errors.append(helpers.raw_login(dbl.port, cached + ".admin", "admin")["error"])
+
+        before = proxy.connections
+        threads = [threading.Thread(target=login) for _ in range(24)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert errors == [None] * 24
+        assert 1 <= proxy.connections - before <= 6, proxy.connections - before
+
+        early = threading.Thread(target=login)
+        errors.clear()
+        early.start()  # its PD request is out for 0.3 s
+        time.sleep(0.1)
+        proxy.paused = True  # PD goes down while that request is out
+        late = helpers.raw_login(dbl.port, cached + ".admin", "admin")
+        early.join(30)
+        assert errors == [None], errors
+        assert (late["error"]["S"], late["error"]["C"]) == ("FATAL", "XX000"), late
+    finally:
+        proxy.stop()
 
 
 def test_login_to_missing_tenant_stalls_new_tenant_logins_only(double_factory, make_keyspace, helpers):

@@ -2,7 +2,7 @@
 
 Run:
     tests/stack/start
-    . /tmp/pgtikv-stack/env.sh
+    . $PGTIKV_STACK_DIR/env.sh  # default /dev/shm/pgtikv-stack
     $PGTIKV_PYTHON -m pytest tests/functional/test_stack.py
 
 They talk to a real pd-server (keyspace HTTP API) and a real PostgreSQL 15
@@ -29,7 +29,7 @@ import psycopg2
 import pytest
 import requests
 
-HOW_TO_START = "start the stack with tests/stack/start, then `. $PGTIKV_STACK_DIR/env.sh` (default /tmp/pgtikv-stack/env.sh)"
+HOW_TO_START = "start the stack with tests/stack/start, then `. $PGTIKV_STACK_DIR/env.sh` (default /dev/shm/pgtikv-stack/env.sh; /tmp/pgtikv-stack without a writable /dev/shm)"
 TIMEOUT = 10  # seconds, for every HTTP call
 
 

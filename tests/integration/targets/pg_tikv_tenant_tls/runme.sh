@@ -22,7 +22,9 @@ stack_dir="${PGTIKV_STACK_DIR:-}"
 if [ -z "$stack_dir" ] && [ -f "$cfg" ]; then
   stack_dir="$(sed -n 's/^pgtikv_stack_dir: *"\{0,1\}\([^"]*\)"\{0,1\} *$/\1/p' "$cfg")"
 fi
-stack_dir="${stack_dir:-/tmp/pgtikv-stack}"
+if [ -z "$stack_dir" ]; then  # scripts/lib.sh's default
+  if [ -d /dev/shm ] && [ -w /dev/shm ]; then stack_dir=/dev/shm/pgtikv-stack; else stack_dir=/tmp/pgtikv-stack; fi
+fi
 pd_bin="$(readlink "/proc/$(cat "$stack_dir/run/pd.pid" 2>/dev/null || echo 0)/exe" 2>/dev/null || true)"
 [ -x "$pd_bin" ] || pd_bin="${PGTIKV_CACHE:-$HOME/.cache/pgtikv-cloud}/bin/pd-server"
 boot_bin="$(dirname "$pd_bin")/pd-bootstrap"
