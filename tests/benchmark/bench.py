@@ -11,6 +11,7 @@ On the local stack (real PD + pg-tikv double), for each N (default 100,
 - the floor: floor.py, the least work that provisions and proves the same
   fleet (5 logins and 3 statements per tenant from empty, 4 logins and none
   on a no-op), by a plain script with the same concurrency and no Ansible;
+  from empty, then as a no-op;
 - at N_naive (default 100) only: a naive playbook looping the single-item
   modules per tenant and per user (naive.yml).
 
@@ -19,8 +20,12 @@ logins, startup probes and statements from the pg-tikv double's log, PD
 requests by a wrapper of requests' transport in the module processes
 (count_pd/, put on their PYTHONPATH by rsspython) and by the floor itself.
 
-Fresh tenant names every run (PD names can never be reused). Not a timed test:
-run it with `make benchmark` (tests/benchmark/run). Targets: N=1,000 from
+The role and the floor each start on a fresh stack (the benchmark's own,
+purged and restarted by tests/stack/stop and start): PD's keyspace creates
+slow down as keyspaces accumulate (each adds a region label rule that PD
+keeps in one sorted list), so a run that came second would pay for the
+first one's keyspaces. Not a timed test: run it with `make benchmark`
+(tests/benchmark/run). Targets: N=1,000 from
 empty <= 10 s and no-op <= 3 s; N=10,000 from empty <= 120 s and no-op
 <= 25 s, peak RSS of the module <= 150 MiB; per-tenant cost at 10,000 within
 1.3x of that at 1,000; at 10,000 the role within 1.5x of the floor.
@@ -39,6 +44,16 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+STACK_SCRIPTS = os.path.join(os.path.dirname(HERE), "stack")
+
+
+def fresh_stack():
+    """Purge and restart the benchmark's stack (PGTIKV_STACK_DIR, set by
+    tests/benchmark/run to its own): an empty PD and a new double."""
+    for script, args in (("stop", ["--purge"]), ("start", [])):
+        out = subprocess.run([os.path.join(STACK_SCRIPTS, script)] + args, capture_output=True, text=True, check=False)
+        if out.returncode != 0:
+            sys.exit("tests/stack/%s failed:\n%s%s" % (script, out.stdout[-2000:], out.stderr[-2000:]))
 
 
 def fleet(prefix, n):
@@ -179,43 +194,33 @@ def per_tenant_calls(run, n):
 
 
 def measure(run, n, workers, sfx, results):
-    """The role and the floor at N, from empty and as a no-op."""
-    floor_paths = {}
-    for tag in ("a", "b"):
-        floor_paths[tag] = os.path.join(run.work, "floor-%d-%s.json" % (n, tag))
-        with open(floor_paths[tag], "w") as fh:
-            json.dump(fleet("bf%s%s%d" % (tag, sfx, n), n), fh)
+    """The floor, then the role, at N: each from empty on a fresh stack, then
+    again as a no-op on the fleet it made."""
+    floor_path = os.path.join(run.work, "floor-%d.json" % n)
+    with open(floor_path, "w") as fh:
+        json.dump(fleet("bf%s%d" % (sfx, n), n), fh)
+    role_vars = os.path.join(run.work, "role-fleet-%d.json" % n)
+    write_vars(role_vars, fleet("br%s%d" % (sfx, n), n))
+    # The role's own secret store: every password is declared, so nothing is
+    # written there, but the default store may be in use by another run.
+    store = os.path.join(run.work, "secrets-%d.yml" % n)
 
-    def floor_run(mode, tag):
-        r = run.floor(floor_paths[tag], mode, workers)
-        results["floor_%s_%s" % (mode, tag)] = r
-        print("N=%-6d %-16s %8.2f s  per tenant: %s" % (n, "floor_%s (%s)" % (mode, tag), r["seconds"], per_tenant_calls(r, n)), flush=True)
-
-    def role_run(mode):
-        r = run.playbook("role_%s_%d" % (mode, n), "pgtikv.cloud.provision", {"pgtikv_tenants_file": role_vars, "tenants_max_workers": workers})
-        results["role_" + mode] = r
+    fresh_stack()
+    for mode in ("create", "noop"):
+        r = results["floor_" + mode] = run.floor(floor_path, mode, workers)
+        print("N=%-6d %-16s %8.2f s  per tenant: %s" % (n, "floor_" + mode, r["seconds"], per_tenant_calls(r, n)), flush=True)
+    fresh_stack()
+    for mode in ("create", "noop"):
+        r = results["role_" + mode] = run.playbook(
+            "role_%s_%d" % (mode, n),
+            "pgtikv.cloud.provision",
+            {"pgtikv_tenants_file": role_vars, "tenants_max_workers": workers, "tenants_secrets_file": store},
+        )
         print(
             "N=%-6d %-16s %8.2f s  per tenant: %s  %s (changed tasks: %s)"
             % (n, "role_" + mode, r["seconds"], per_tenant_calls(r, n), r["summary"], r["changed_tasks"]),
             flush=True,
         )
-
-    # The floor runs right before and right after the role, and the mean is
-    # used: the stack gets slower as PD and the double accumulate keyspaces.
-    role_vars = os.path.join(run.work, "role-fleet-%d.json" % n)
-    write_vars(role_vars, fleet("br%s%d" % (sfx, n), n))
-    floor_run("create", "a")
-    role_run("create")
-    floor_run("create", "b")
-    floor_run("noop", "a")
-    role_run("noop")
-    floor_run("noop", "b")
-    for mode in ("create", "noop"):
-        pair = [results["floor_%s_%s" % (mode, tag)] for tag in ("a", "b")]
-        merged = {"seconds": sum(p["seconds"] for p in pair) / 2.0, "rss_kib": max(p["rss_kib"] for p in pair)}
-        for key in ("logins", "statements", "startup_probes", "pd_requests"):
-            merged[key] = sum(p[key] for p in pair) / 2.0
-        results["floor_" + mode] = merged
     expect_create = "%d tenants: %d created, 0 changed, 0 unchanged, 0 failed; users: %d created" % (n, n, 2 * n)
     if (
         not (results["role_create"]["summary"] or "").startswith(expect_create)
@@ -224,37 +229,6 @@ def measure(run, n, workers, sfx, results):
         sys.exit("the role did not provision and verify every tenant: %s" % results["role_create"]["summary"])
     if "%d unchanged" % n not in (results["role_noop"]["summary"] or "") or results["role_noop"]["changed_tasks"]:
         sys.exit("the re-run was not a no-op: %s" % results["role_noop"]["summary"])
-
-
-def measure_noop(run, path, workers, results):
-    """No-op only, on a fleet that already exists: the floor and the role take
-    the same declared list (a no-op changes nothing), the floor before and
-    after the role."""
-    with open(path) as fh:
-        n = len(json.load(fh)["pgtikv_tenants"])
-    floor_path = os.path.join(run.work, "noop-floor-%d.json" % n)
-    with open(path) as fh, open(floor_path, "w") as out:
-        json.dump(json.load(fh)["pgtikv_tenants"], out)
-    for tag in ("a", "b"):
-        if tag == "b":
-            r = run.playbook("role_noop_%d" % n, "pgtikv.cloud.provision", {"pgtikv_tenants_file": path, "tenants_max_workers": workers})
-            results["role_noop"] = r
-            print(
-                "N=%-6d %-16s %8.2f s  per tenant: %s  %s (changed tasks: %s)"
-                % (n, "role_noop", r["seconds"], per_tenant_calls(r, n), r["summary"], r["changed_tasks"]),
-                flush=True,
-            )
-        r = run.floor(floor_path, "noop", workers)
-        results["floor_noop_" + tag] = r
-        print("N=%-6d %-16s %8.2f s  per tenant: %s" % (n, "floor_noop (%s)" % tag, r["seconds"], per_tenant_calls(r, n)), flush=True)
-    pair = [results["floor_noop_a"], results["floor_noop_b"]]
-    merged = {"seconds": sum(p["seconds"] for p in pair) / 2.0, "rss_kib": max(p["rss_kib"] for p in pair)}
-    for key in ("logins", "statements", "startup_probes", "pd_requests"):
-        merged[key] = sum(p[key] for p in pair) / 2.0
-    results["floor_noop"] = merged
-    if "%d unchanged" % n not in (results["role_noop"]["summary"] or "") or results["role_noop"]["changed_tasks"]:
-        sys.exit("the re-run was not a no-op: %s" % results["role_noop"]["summary"])
-    return n
 
 
 def naive(run, n, workers, sfx, results):
@@ -274,10 +248,6 @@ def main():
     ap.add_argument("--n", default="100,1000,10000", help="tenant counts for the role and the floor, comma-separated")
     ap.add_argument("--n-naive", type=int, default=100, help="tenants for the naive loop (0: skip it)")
     ap.add_argument("--workers", type=int, default=8, help="bulk module / floor concurrency")
-    ap.add_argument(
-        "--noop-fleet",
-        help="also measure only the no-op on this existing fleet (a provision .json file whose tenants exist): the role and the floor on the same list",
-    )
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--python", default=sys.executable, help="interpreter for modules and the floor")
     args = ap.parse_args()
@@ -305,11 +275,6 @@ def main():
         measure(run, n, args.workers, sfx, results)
         if n == args.n_naive:
             naive(run, n, args.workers, sfx, results)
-    if args.noop_fleet:
-        results = {}
-        n = measure_noop(run, args.noop_fleet, args.workers, results)
-        everything["runs"][n] = results
-        sizes.append(n)
     everything["load_after"] = os.getloadavg()
 
     rows = []
@@ -321,8 +286,8 @@ def main():
         names = [
             ("role_create", "tenants role, from empty"),
             ("role_noop", "tenants role, no-op re-run"),
-            ("floor_create", "floor, from empty (mean of before/after)"),
-            ("floor_noop", "floor, no-op (mean of before/after)"),
+            ("floor_create", "floor, from empty"),
+            ("floor_noop", "floor, no-op"),
         ]
         names = [(key, name) for key, name in names if key in results]
         if "naive_create" in results:
