@@ -239,22 +239,10 @@ def tokenize(sql):
             out.append(Token(T_WORD, "".join(word), line, col, pos))
             continue
         if ch == '"':
-            sc.next()
-            value = []
-            closed = False
-            while sc.peek() is not None:
-                c = sc.next()
-                if c == '"':
-                    if sc.peek() == '"':
-                        sc.next()
-                        value.append('"')
-                        continue
-                    closed = True
-                    break
-                value.append(c)
-            if not closed:
+            value = _quoted_body(sc, '"')
+            if value is None:
                 sc.error("Expected close delimiter '\"' before EOF.", line, col)
-            out.append(Token(T_WORD, "".join(value), line, col, pos, quote='"'))
+            out.append(Token(T_WORD, value, line, col, pos, quote='"'))
             continue
         if ch == "'":
             out.append(Token(T_SQ, _quoted_string(sc), line, col, pos))
@@ -314,22 +302,30 @@ def tokenize(sql):
     return out
 
 
-def _quoted_string(sc):
-    """'...' with '' -> ' and backslashes kept literally (non-MySQL dialect)."""
-    line, col = sc.line, sc.col
+def _quoted_body(sc, quote):
+    """From the opening ``quote`` (consumed here) to the closing one: the text
+    between, a doubled quote standing for one; None when the input ends first."""
     sc.next()  # opening quote
     value = []
     while sc.peek() is not None:
         c = sc.next()
-        if c == "'":
-            if sc.peek() == "'":
+        if c == quote:
+            if sc.peek() == quote:
                 sc.next()
-                value.append("'")
+                value.append(quote)
                 continue
             return "".join(value)
         value.append(c)
-    sc.error("Unterminated string literal", line, col)
-    return ""  # not reached
+    return None
+
+
+def _quoted_string(sc):
+    """'...' with '' -> ' and backslashes kept literally (non-MySQL dialect)."""
+    line, col = sc.line, sc.col
+    value = _quoted_body(sc, "'")
+    if value is None:
+        sc.error("Unterminated string literal", line, col)
+    return value
 
 
 def _escaped_string(sc, line, col):
