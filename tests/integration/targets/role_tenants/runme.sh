@@ -56,6 +56,20 @@ summary_line
 [ "$(recap_changed)" = 0 ] || fail "re-run reported changed=$(recap_changed)"
 summary_line | grep -q '5 unchanged' || fail "re-run not unchanged"
 
+step "the same list as a JSON file (read as data): still nothing changes"
+"$py" -c "import json, sys, yaml; json.dump({'pgtikv_tenants': yaml.safe_load(open(sys.argv[1]))['pgtikv_tenants']}, open(sys.argv[2], 'w'))" \
+  "$tenants" "$work/tenants.json"
+ok provision_json pgtikv.cloud.provision -e "pgtikv_tenants_file=$work/tenants.json" \
+  -e "tenants_secrets_file=$work/secrets/tenants.yml" -e tenants_max_workers=4
+summary_line
+[ "$(recap_changed)" = 0 ] || fail "JSON re-run reported changed=$(recap_changed)"
+summary_line | grep -q '^5 tenants: 0 created, 0 changed, 5 unchanged' || fail "JSON re-run not unchanged"
+echo '{"pgtikv_tenants": [], "tenants_max_workers": 2}' >"$work/bad.json"
+if run provision_bad_json pgtikv.cloud.provision -e "pgtikv_tenants_file=$work/bad.json"; then
+  fail "a JSON file with other keys than pgtikv_tenants was accepted"
+fi
+grep -q 'must hold one JSON object with the single key pgtikv_tenants' "$LAST_LOG" || fail "no clear error for the bad JSON file"
+
 step "audit after provision: zero drift"
 ok audit pgtikv.cloud.audit -e "pgtikv_tenants_file=$tenants" -e "pgtikv_audit_report=$work/audit1.json"
 "$py" - "$work/audit1.json" <<'PY'
