@@ -38,6 +38,7 @@ from ansible_collections.pgtikv.cloud.plugins.module_utils._common import (
     sql_params_from,
     tenant_name_error,
 )
+from ansible_collections.pgtikv.cloud.plugins.module_utils._keyspace import TARGET_STATES, keyspace_view
 from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import (
     KEYSPACE_API,
     MAX_PAGE_SIZE,
@@ -46,11 +47,8 @@ from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import (
     refusals_unproven,
 )
 from ansible_collections.pgtikv.cloud.plugins.module_utils._tenant import (
-    TARGET_STATES,
     TenantError,
     TenantSpec,
-    keyspace_view,
-    login_first,
     reconcile_tenant,
     validate_spec,
 )
@@ -224,7 +222,6 @@ class _TenantRun:
                 spec,
                 current=self.current,
                 check_mode=self.check_mode,
-                sql=sql,
                 session_sink=self._keep,
                 confirm_pd=False,  # once per run: see _unproven
                 prove_bootstrap_refused=self.verify and not self.check_mode,
@@ -359,7 +356,7 @@ class _TenantRun:
                 "the admin password is not known: give admin_password (or login_user/login_password) to manage the users of an existing tenant"
             )
         candidates = [(user, password, sql.login_name(self.name, user)) for user, password in users]
-        session, _user, refused = login_first(sql, self.sql_params, self.name, candidates)
+        session, _user, refused = sql.login_first(self.sql_params, self.name, candidates)
         if session is None:
             raise sql.SQLClientError(
                 "no declared credential logs in to tenant %r (%s)" % (self.name, ", ".join("%s: %s" % (label, type(exc).__name__) for label, exc in refused))
@@ -393,14 +390,6 @@ class _TenantRun:
 # Verification: fresh test logins, never the sessions used to reconcile
 
 
-def _probe(sql_params, name, user, password):
-    """A fresh test login: 'ok', 'refused', 'nologin' or 'error: <why>'."""
-    try:
-        return sql.probe_login(sql_params, name, user, password)
-    except sql.SQLClientError as exc:
-        return "error: %s" % exc
-
-
 def verify_tenant(sql_params, name, keyspace, admin_password, user_passwords, item, proven=None):
     """Prove a present tenant usable. Returns {complete, problems, checks}.
 
@@ -422,7 +411,7 @@ def verify_tenant(sql_params, name, keyspace, admin_password, user_passwords, it
             problems.append(problem)
 
     def probe(user, password):
-        return _probe(sql_params, name, user, password)
+        return sql.login_outcome(sql_params, name, user, password)
 
     proven = proven or {}
     proven_users = proven.get("users") or ()
@@ -473,7 +462,7 @@ def verify_locked(sql_params, name, keyspace, admin_password, user_passwords, it
         for label, candidate in (("its password", password), ("the bootstrap password", BOOTSTRAP_ADMIN_PASSWORD)):
             if not candidate:
                 continue
-            outcome = _probe(sql_params, name, user, candidate)
+            outcome = sql.login_outcome(sql_params, name, user, candidate)
             ok = outcome in ("nologin", "refused")
             checks.append({"check": "%s cannot log in with %s" % (user, label), "ok": ok})
             if not ok:
@@ -714,7 +703,7 @@ def _override(pd, sql_params, params, items, keyspaces, errors, check_mode, max_
         out = {"name": name, "state": "disabled", "status": STATUS_UNCHANGED, "changed": False, "failed": False, "users": [], "unlisted": True}
         spec = TenantSpec(name=name, state="disabled", lock_users=[])
         try:
-            res = reconcile_tenant(pd, sql_params, spec, current=ks, check_mode=check_mode, sql=sql)
+            res = reconcile_tenant(pd, sql_params, spec, current=ks, check_mode=check_mode)
         except TenantError as exc:
             out.update(status=STATUS_FAILED, failed=True, msg=exc.message, keyspace=exc.result.get("keyspace"))
             return out

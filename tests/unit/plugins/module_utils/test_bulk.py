@@ -13,9 +13,17 @@ import pytest
 
 from ansible_collections.pgtikv.cloud.plugins.module_utils import _bulk as b
 from ansible_collections.pgtikv.cloud.plugins.module_utils import _pd_client as p
+from ansible_collections.pgtikv.cloud.plugins.module_utils import _tenant as t
 from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import PDClient, PDUnreachable
 from ansible_collections.pgtikv.cloud.plugins.module_utils._tenant import TenantError
 from ansible_collections.pgtikv.cloud.tests.unit.plugins.module_utils.pd_fakes import FakeResponse
+from ansible_collections.pgtikv.cloud.tests.unit.plugins.module_utils.sql_fakes import patched_sql
+
+
+def reconcile(fake, *args, **kwargs):
+    """reconcile_tenant with the SQL client's logins answered by ``fake``."""
+    with patched_sql(fake):
+        return t.reconcile_tenant(*args, **kwargs)
 
 
 def entry(name, **kw):
@@ -174,9 +182,7 @@ class FakeWorld:
         self.sessions = []
         self.tenant_calls = []
 
-    def reconcile_tenant(
-        self, pd, sql_params, spec, current=None, check_mode=False, sql=None, session_sink=None, confirm_pd=True, prove_bootstrap_refused=False
-    ):
+    def reconcile_tenant(self, pd, sql_params, spec, current=None, check_mode=False, session_sink=None, confirm_pd=True, prove_bootstrap_refused=False):
         assert confirm_pd is False  # the fleet asks PD once per run instead
         self.tenant_calls.append((spec.name, current))
         if spec.name in self.fail_tenants:
@@ -497,14 +503,7 @@ class SinkPD:
 
 
 class SinkSQL:
-    """Just enough of _sql_client for reconcile_tenant's create path."""
-
-    HAS_PSYCOPG2 = True
-    SQLClientError = b.sql.SQLClientError
-    ServerUnreachable = b.sql.ServerUnreachable
-    LoginRefused = b.sql.LoginRefused
-    LoginNotPermitted = b.sql.LoginNotPermitted
-    login_name = staticmethod(b.sql.login_name)
+    """Just enough of _sql_client's logins for reconcile_tenant's create path."""
 
     def __init__(self, new_password_works=True):
         self.new_password_works = new_password_works
@@ -514,6 +513,7 @@ class SinkSQL:
         session = type("S", (), {"closed": False, "queries": [], "passwords": []})()
         session.close = lambda: setattr(session, "closed", True)
         session.set_password = lambda user, pw: session.passwords.append((user, pw))
+        session.add_secret = lambda value: None
         self.sessions.append(session)
         return session
 
@@ -524,31 +524,25 @@ class SinkSQL:
 
 
 def test_session_sink_receives_the_rotation_session(monkeypatch):
-    from ansible_collections.pgtikv.cloud.plugins.module_utils import _tenant as t
-
     monkeypatch.setattr(t._Reconciler, "sql_port_error", lambda self: None)
     fake, got = SinkSQL(), []
-    res = t.reconcile_tenant(SinkPD(), {}, t.TenantSpec(name="acme_corp", admin_password="New-pass-1"), current=None, sql=fake, session_sink=got.append)
+    res = reconcile(fake, SinkPD(), {}, t.TenantSpec(name="acme_corp", admin_password="New-pass-1"), current=None, session_sink=got.append)
     assert res["admin_rotated"] and got == fake.sessions and len(got) == 1
     assert not got[0].closed and got[0].passwords == [("admin", "New-pass-1")]
 
 
 def test_session_sink_is_not_fed_when_verification_fails(monkeypatch):
-    from ansible_collections.pgtikv.cloud.plugins.module_utils import _tenant as t
-
     monkeypatch.setattr(t._Reconciler, "sql_port_error", lambda self: None)
     fake, got = SinkSQL(new_password_works=False), []
     with pytest.raises(t.TenantError):
-        t.reconcile_tenant(SinkPD(), {}, t.TenantSpec(name="acme_corp", admin_password="New-pass-1"), current=None, sql=fake, session_sink=got.append)
+        reconcile(fake, SinkPD(), {}, t.TenantSpec(name="acme_corp", admin_password="New-pass-1"), current=None, session_sink=got.append)
     assert got == [] and len(fake.sessions) == 1 and fake.sessions[0].closed
 
 
 def test_without_a_sink_the_session_is_closed(monkeypatch):
-    from ansible_collections.pgtikv.cloud.plugins.module_utils import _tenant as t
-
     monkeypatch.setattr(t._Reconciler, "sql_port_error", lambda self: None)
     fake = SinkSQL()
-    t.reconcile_tenant(SinkPD(), {}, t.TenantSpec(name="acme_corp", admin_password="New-pass-1"), current=None, sql=fake)
+    reconcile(fake, SinkPD(), {}, t.TenantSpec(name="acme_corp", admin_password="New-pass-1"), current=None)
     assert len(fake.sessions) == 1 and fake.sessions[0].closed
 
 
@@ -571,15 +565,13 @@ class NoopSQL(SinkSQL):
 
 @pytest.mark.parametrize("prove", [False, True])
 def test_admins_proving_login_is_the_session_handed_over(prove):
-    from ansible_collections.pgtikv.cloud.plugins.module_utils import _tenant as t
-
     fake, got = NoopSQL(), []
-    res = t.reconcile_tenant(
+    res = reconcile(
+        fake,
         SinkPD(),
         {},
         t.TenantSpec(name="acme_corp", admin_password="A-pass-1"),
         current=_existing(),
-        sql=fake,
         session_sink=got.append,
         confirm_pd=False,
         prove_bootstrap_refused=prove,
@@ -591,22 +583,18 @@ def test_admins_proving_login_is_the_session_handed_over(prove):
 
 
 def test_without_a_sink_the_proving_session_is_closed():
-    from ansible_collections.pgtikv.cloud.plugins.module_utils import _tenant as t
-
     fake = NoopSQL()
-    t.reconcile_tenant(SinkPD(), {}, t.TenantSpec(name="acme_corp", admin_password="A-pass-1"), current=_existing(), sql=fake, confirm_pd=False)
+    reconcile(fake, SinkPD(), {}, t.TenantSpec(name="acme_corp", admin_password="A-pass-1"), current=_existing(), confirm_pd=False)
     assert len(fake.sessions) == 1 and fake.sessions[0].closed
 
 
 def test_bootstrap_password_that_still_logs_in_is_reported():
-    from ansible_collections.pgtikv.cloud.plugins.module_utils import _tenant as t
-
-    res = t.reconcile_tenant(
+    res = reconcile(
+        NoopSQL(bootstrap_works=True),
         SinkPD(),
         {},
         t.TenantSpec(name="acme_corp", admin_password="A-pass-1"),
         current=_existing(),
-        sql=NoopSQL(bootstrap_works=True),
         confirm_pd=False,
         prove_bootstrap_refused=True,
     )
