@@ -24,6 +24,9 @@ TARGET_STATES = {
     "tombstone": "TOMBSTONE",
 }
 
+# PD keyspace state -> module state.
+MODULE_STATES = {pd_state: state for state, pd_state in TARGET_STATES.items()}
+
 # PD's stateTransitionTable without the no-op self edges
 # (reference/pd-keyspace-api.md §3).
 TRANSITIONS = {

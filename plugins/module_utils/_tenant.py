@@ -8,8 +8,10 @@ No AnsibleModule in here: :func:`reconcile_tenant` takes a PDClient, the SQL
 connection parameters, a :class:`TenantSpec` and (optionally) the keyspace a
 caller already fetched, and returns a result dict or raises
 :class:`TenantError` (whose ``result`` says what was done before the error).
-pg_tikv_tenant calls it once; a bulk module can call it per tenant with the
-keyspaces of one paginated list call.
+pg_tikv_tenant calls it once (through :func:`manage_tenant`); the fleet
+(``_bulk``) calls it per tenant with the keyspaces of one paginated list call.
+:func:`read_tenants` is pg_tikv_tenant_info's work. The keyspace rules that
+need no network are in ``_keyspace``.
 
 Order of work, so that a failure leaves the safest state and is reported:
 

@@ -5,7 +5,10 @@ SQL connection options taken from module params (_common.sql_params_from)."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
+from ansible.module_utils.common.parameters import remove_values
 
 from ansible_collections.pgtikv.cloud.plugins.module_utils import _module as m
 from ansible_collections.pgtikv.cloud.plugins.module_utils import _pd_client, _sql_client
@@ -116,10 +119,6 @@ def test_only_the_no_log_values_that_occur_are_handed_to_ansible_masking():
 
 
 def test_ansible_masks_exactly_as_with_every_no_log_value():
-    import random
-
-    from ansible.module_utils.common.parameters import remove_values
-
     rng = random.Random(7)
     alphabet = "ab'\\*é x"
     secrets = {"".join(rng.choice(alphabet) for _i in range(rng.randint(1, 6))) for _j in range(40)}
