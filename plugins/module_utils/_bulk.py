@@ -49,15 +49,13 @@ from ansible_collections.pgtikv.cloud.plugins.module_utils._fleet_result import 
     STATUS_UNCHANGED,
     drift_lines,
     fleet_answer,
-    gathered_entry,
+    fleet_result,
+    gathered_result,
     pd_call_counts,
-    problem_lines,
-    report_lines,
-    summary,
+    run_failure,
     tenant_shaper,
     untouched_failure,
 )
-from ansible_collections.pgtikv.cloud.plugins.module_utils._keyspace import keyspace_view
 from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import (
     MAX_PAGE_SIZE,
     PDError,
@@ -460,7 +458,7 @@ def run_fleet(params, items, state, check_mode, pd=None, shape=None):
             keyspaces = pd.list_keyspaces(page_size=params.get("list_page_size") or MAX_PAGE_SIZE)
         except PDError as exc:
             msg = "cannot list PD's keyspaces: %s" % exc
-            return {"failed": True, "msg": msg, "tenants": [], "summary": summary([]), "generated_passwords": {}, "problems": [msg], "report": [msg]}
+            return run_failure(msg)
         by_name = {ks.get("name"): ks for ks in keyspaces}
         if state == "gathered":
             return _gather(pd, sql_params, params, items, keyspaces, by_name, verify, max_workers, started)
@@ -481,7 +479,7 @@ def run_fleet(params, items, state, check_mode, pd=None, shape=None):
                 todo.append(item)
         if errors.get(None):
             msg = "; ".join(errors[None])
-            return {"failed": True, "msg": msg, "tenants": [], "summary": summary([]), "generated_passwords": {}, "problems": [msg], "report": [msg]}
+            return run_failure(msg)
 
         if any(by_name.get(i["name"]) is None and (i.get("state") or "present") == "present" for i in todo):
             # reconcile_tenant reads PD's version before a create; read it once
@@ -521,36 +519,7 @@ def run_fleet(params, items, state, check_mode, pd=None, shape=None):
         for run in runs:
             if run.generated:
                 generated[run.name] = run.generated
-        counts = summary(tenants, check_mode)
-        failed = [t for t in tenants if t.get("failed")]
-        incomplete = [t for t in tenants if not t.get("verification", {"complete": True})["complete"]]
-        out = {
-            "changed": any(t.get("changed") for t in tenants),
-            "tenants": tenants,
-            "summary": counts,
-            "generated_passwords": generated,
-            "incomplete": [{"name": t["name"], "problems": t["verification"]["problems"]} for t in incomplete],
-            "pd_calls": pd_call_counts(pd),
-            "notes": notes,
-            "report": report_lines(tenants, counts, verify, check_mode),
-            "problems": problem_lines(tenants),
-            "seconds": round(time.monotonic() - started, 3),
-        }
-        if failed or incomplete:
-            out["failed"] = True
-            parts = []
-            if failed:
-                parts.append(
-                    "%d of %d tenants failed: %s"
-                    % (len(failed), len(tenants), "; ".join("%s: %s" % (t["name"], t.get("msg")) for t in failed[:20]) + (" ..." if len(failed) > 20 else ""))
-                )
-            if incomplete:
-                parts.append(
-                    "%d tenants are not proven usable: %s"
-                    % (len(incomplete), "; ".join("%s: %s" % (t["name"], ", ".join(t["verification"]["problems"])) for t in incomplete[:20]))
-                )
-            out["msg"] = ". ".join(parts)
-        return out
+        return fleet_result(tenants, generated, notes, pd_call_counts(pd), verify, check_mode, time.monotonic() - started)
     finally:
         if own_pd:
             pd.close()
@@ -644,36 +613,11 @@ def _gather(pd, sql_params, params, items, keyspaces, by_name, verify, max_worke
         return verify_tenant(sql_params, item["name"], ks, item.get("admin_password"), users, item)
 
     verification = {}
-    incomplete = []
     if verify and items:
         present = [i for i in items if (i.get("state") or "present") == "present"]
         verification = dict(zip([i["name"] for i in present], _map(verify_one, present, max_workers), strict=False))
         mark_unproven(pd, [{"verification": v} for v in verification.values()])
-        incomplete = [{"name": n, "problems": v["problems"]} for n, v in verification.items() if not v["complete"]]
-    out = {
-        "changed": False,
-        "gathered": [gathered_entry(ks) for ks in found],
-        "keyspaces": [keyspace_view(ks) for ks in found],
-        "missing": missing,
-        "incomplete": incomplete,
-        "pd_calls": pd_call_counts(pd),
-        "seconds": round(time.monotonic() - started, 3),
-        "summary": {
-            "total": len(found),
-            "missing": len(missing),
-            "verified": sum(1 for v in verification.values() if v["complete"]),
-            "incomplete": len(incomplete),
-        },
-    }
-    if verify:
-        out["verification"] = verification
-    if verify and incomplete:
-        out["failed"] = True
-        out["msg"] = "%d tenants are not proven usable: %s" % (
-            len(incomplete),
-            "; ".join("%s: %s" % (i["name"], ", ".join(i["problems"])) for i in incomplete[:20]),
-        )
-    return out
+    return gathered_result(found, missing, verification if verify else None, pd_call_counts(pd), time.monotonic() - started)
 
 
 def fleet_option_error(params):

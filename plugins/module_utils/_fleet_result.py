@@ -14,7 +14,7 @@ tenants role only pass it on or display it.
 
 from __future__ import annotations
 
-from ansible_collections.pgtikv.cloud.plugins.module_utils._keyspace import MODULE_STATES, split_config
+from ansible_collections.pgtikv.cloud.plugins.module_utils._keyspace import MODULE_STATES, keyspace_view, split_config
 from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import KEYSPACE_API
 from ansible_collections.pgtikv.cloud.plugins.module_utils._tenant import ADMIN_STATUS_BOOTSTRAP, ADMIN_STATUS_LOCKED
 
@@ -120,6 +120,79 @@ def problem_lines(tenants):
         if verification and not verification["complete"]:
             lines.extend("%s: not proven: %s" % (t["name"], p) for p in verification["problems"])
     return lines
+
+
+def run_failure(msg):
+    """The result of a run that failed before any tenant was handled."""
+    return {"failed": True, "msg": msg, "tenants": [], "summary": summary([]), "generated_passwords": {}, "problems": [msg], "report": [msg]}
+
+
+def fleet_result(tenants, generated, notes, pd_calls, verify, check_mode, seconds):
+    """The result of a merged or overridden run: the tenants (in their final
+    shape), the counts, the readable report and problems, and ``failed`` with a
+    message when a tenant failed or is not proven."""
+    counts = summary(tenants, check_mode)
+    failed = [t for t in tenants if t.get("failed")]
+    incomplete = [t for t in tenants if not t.get("verification", {"complete": True})["complete"]]
+    out = {
+        "changed": any(t.get("changed") for t in tenants),
+        "tenants": tenants,
+        "summary": counts,
+        "generated_passwords": generated,
+        "incomplete": [{"name": t["name"], "problems": t["verification"]["problems"]} for t in incomplete],
+        "pd_calls": pd_calls,
+        "notes": notes,
+        "report": report_lines(tenants, counts, verify, check_mode),
+        "problems": problem_lines(tenants),
+        "seconds": round(seconds, 3),
+    }
+    if failed or incomplete:
+        out["failed"] = True
+        parts = []
+        if failed:
+            parts.append(
+                "%d of %d tenants failed: %s"
+                % (len(failed), len(tenants), "; ".join("%s: %s" % (t["name"], t.get("msg")) for t in failed[:20]) + (" ..." if len(failed) > 20 else ""))
+            )
+        if incomplete:
+            parts.append(
+                "%d tenants are not proven usable: %s"
+                % (len(incomplete), "; ".join("%s: %s" % (t["name"], ", ".join(t["verification"]["problems"])) for t in incomplete[:20]))
+            )
+        out["msg"] = ". ".join(parts)
+    return out
+
+
+def gathered_result(keyspaces, missing, verification, pd_calls, seconds):
+    """The result of state=gathered: ``gathered`` in ``config`` shape
+    (gathered_entry), PD's view of the same keyspaces in ``keyspaces``, and
+    with ``verification`` (None: not asked) the proofs by tenant name and
+    ``failed`` when one is incomplete."""
+    incomplete = [{"name": n, "problems": v["problems"]} for n, v in (verification or {}).items() if not v["complete"]]
+    out = {
+        "changed": False,
+        "gathered": [gathered_entry(ks) for ks in keyspaces],
+        "keyspaces": [keyspace_view(ks) for ks in keyspaces],
+        "missing": missing,
+        "incomplete": incomplete,
+        "pd_calls": pd_calls,
+        "seconds": round(seconds, 3),
+        "summary": {
+            "total": len(keyspaces),
+            "missing": len(missing),
+            "verified": sum(1 for v in (verification or {}).values() if v["complete"]),
+            "incomplete": len(incomplete),
+        },
+    }
+    if verification is not None:
+        out["verification"] = verification
+        if incomplete:
+            out["failed"] = True
+            out["msg"] = "%d tenants are not proven usable: %s" % (
+                len(incomplete),
+                "; ".join("%s: %s" % (i["name"], ", ".join(i["problems"])) for i in incomplete[:20]),
+            )
+    return out
 
 
 def drift_lines(t):
