@@ -144,8 +144,9 @@ options:
         only, because their credentials are unknown; pg-tikv still lets their users log in (a warning says so).
         Names that this collection could not have created (PD's C(DEFAULT), pg-tikv's C(default), names with
         upper case or C(-)) are never touched. If any listed entry is invalid, nothing unlisted is disabled.
-      - V(gathered) changes nothing. It returns PD's view of the tenants in RV(gathered) (only the listed ones when
-        O(config) is given) and, with O(verify=true), proves the listed present tenants usable.
+      - V(gathered) changes nothing. It returns the tenants in PD as entries of O(config) in RV(gathered) (only the
+        listed ones when O(config) is given), PD's view of them in RV(keyspaces) and, with O(verify=true), proves the
+        listed present tenants usable (RV(verification)).
     type: str
     choices: [merged, overridden, gathered]
     default: merged
@@ -298,6 +299,11 @@ EXAMPLES = r"""
   pgtikv.cloud.pg_tikv_tenants:
     state: gathered
   register: current
+
+- name: Its entries are config entries - in check mode, declaring them again changes nothing
+  pgtikv.cloud.pg_tikv_tenants:
+    config: "{{ current.gathered | selectattr('state', 'equalto', 'present') | list }}"
+  check_mode: true
 """
 
 RETURN = r"""
@@ -373,11 +379,11 @@ tenants:
     drift:
       description:
         - In check mode, what differs from the declaration (what a run would change), one readable line per item,
-          for example V(keyspace state ENABLED, declared DISABLED) or V(user app missing). Empty when nothing
-          differs. The tenants role's audit reports these lines.
+          for example V(keyspace state ENABLED, declared DISABLED) or V(user app missing). The tenants role's audit
+          reports these lines.
       type: list
       elements: str
-      returned: in check mode
+      returned: in check mode, when something differs (with O(details=true) or in diff mode also empty)
   sample:
     - name: acme_corp
       status: created
