@@ -5,8 +5,9 @@
 PRIVATE: for use by this collection's modules only; may change at any time.
 
 This file only composes: the per-tenant logic is ``_tenant.reconcile_tenant``,
-the per-user logic ``_user.reconcile_user``, PD access ``_pd_client.PDClient``
-and SQL access ``_sql_client``. What it adds:
+the per-user logic ``_user.reconcile_user``, the proofs ``_verify``, the shape
+of the result ``_fleet_result``, PD access ``_pd_client.PDClient`` and SQL
+access ``_sql_client``. What it adds:
 
 - one paginated list of PD's keyspaces instead of one GET per tenant
   (reference/pd-keyspace-api.md §1.4), whose entries are handed to
@@ -22,6 +23,8 @@ and SQL access ``_sql_client``. What it adds:
 - ``gathered`` and ``verify``: read back, and prove every present tenant
   usable with fresh test logins (admin logs in, the bootstrap password is
   refused, every present user logs in).
+
+:func:`manage_fleet` is what pg_tikv_tenants calls.
 """
 
 from __future__ import annotations
@@ -35,22 +38,32 @@ from ansible_collections.pgtikv.cloud.plugins.module_utils._common import (
     BOOTSTRAP_ADMIN_PASSWORD,
     BOOTSTRAP_ADMIN_USER,
     PD_PROTECTED_KEYSPACES,
+    TaskError,
     sql_params_from,
     tenant_name_error,
 )
+from ansible_collections.pgtikv.cloud.plugins.module_utils._fleet_result import (
+    STATUS_CHANGED,
+    STATUS_CREATED,
+    STATUS_FAILED,
+    STATUS_UNCHANGED,
+    drift_lines,
+    fleet_answer,
+    fleet_result,
+    gathered_result,
+    pd_call_counts,
+    run_failure,
+    tenant_shaper,
+    untouched_failure,
+)
 from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import (
-    KEYSPACE_API,
     MAX_PAGE_SIZE,
     PDError,
     pd_client_from_params,
-    refusals_unproven,
 )
 from ansible_collections.pgtikv.cloud.plugins.module_utils._tenant import (
-    TARGET_STATES,
     TenantError,
     TenantSpec,
-    keyspace_view,
-    login_first,
     reconcile_tenant,
     validate_spec,
 )
@@ -58,11 +71,7 @@ from ansible_collections.pgtikv.cloud.plugins.module_utils._user import (
     UserSpec,
     reconcile_user,
 )
-
-STATUS_CREATED = "created"
-STATUS_CHANGED = "changed"
-STATUS_UNCHANGED = "unchanged"
-STATUS_FAILED = "failed"
+from ansible_collections.pgtikv.cloud.plugins.module_utils._verify import mark_unproven, verify_locked, verify_tenant
 
 # Keys of a tenant entry of the module's ``config`` that go to TenantSpec.
 _TENANT_SPEC_KEYS = (
@@ -224,7 +233,6 @@ class _TenantRun:
                 spec,
                 current=self.current,
                 check_mode=self.check_mode,
-                sql=sql,
                 session_sink=self._keep,
                 confirm_pd=False,  # once per run: see _unproven
                 prove_bootstrap_refused=self.verify and not self.check_mode,
@@ -359,7 +367,7 @@ class _TenantRun:
                 "the admin password is not known: give admin_password (or login_user/login_password) to manage the users of an existing tenant"
             )
         candidates = [(user, password, sql.login_name(self.name, user)) for user, password in users]
-        session, _user, refused = login_first(sql, self.sql_params, self.name, candidates)
+        session, _user, refused = sql.login_first(self.sql_params, self.name, candidates)
         if session is None:
             raise sql.SQLClientError(
                 "no declared credential logs in to tenant %r (%s)" % (self.name, ", ".join("%s: %s" % (label, type(exc).__name__) for label, exc in refused))
@@ -387,98 +395,6 @@ class _TenantRun:
             out["changed"] = True
             out["status"] = "removed" if res.get("removed") else STATUS_CREATED if res.get("created") else STATUS_CHANGED
         return out
-
-
-# ---------------------------------------------------------------------------
-# Verification: fresh test logins, never the sessions used to reconcile
-
-
-def _probe(sql_params, name, user, password):
-    """A fresh test login: 'ok', 'refused', 'nologin' or 'error: <why>'."""
-    try:
-        return sql.probe_login(sql_params, name, user, password)
-    except sql.SQLClientError as exc:
-        return "error: %s" % exc
-
-
-def verify_tenant(sql_params, name, keyspace, admin_password, user_passwords, item, proven=None):
-    """Prove a present tenant usable. Returns {complete, problems, checks}.
-
-    - the keyspace is ENABLED in PD;
-    - admin logs in with the current admin password;
-    - the bootstrap admin/admin is refused;
-    - every present user that may log in does so with its password.
-    A password that is neither declared nor generated in this run cannot be
-    proven: that is reported as a problem, not assumed. ``proven``: what the
-    reconcile's own logins already proved after its last write ({admin,
-    bootstrap_refused, users}); only the rest gets a test login.
-    """
-    checks = []
-    problems = []
-
-    def check(what, ok, problem):
-        checks.append({"check": what, "ok": bool(ok)})
-        if not ok:
-            problems.append(problem)
-
-    def probe(user, password):
-        return _probe(sql_params, name, user, password)
-
-    proven = proven or {}
-    proven_users = proven.get("users") or ()
-    state = (keyspace or {}).get("state")
-    check("keyspace ENABLED", state == "ENABLED", "keyspace is %s in PD, not ENABLED" % (state or "missing"))
-    if admin_password:
-        outcome = "ok" if proven.get("admin") else probe(BOOTSTRAP_ADMIN_USER, admin_password)
-        check("admin logs in", outcome == "ok", "admin cannot log in with its password (%s)" % outcome)
-    else:
-        check("admin logs in", False, "admin password unknown (not declared, not generated in this run): cannot prove the admin login")
-    outcome = "refused" if proven.get("bootstrap_refused") else probe(BOOTSTRAP_ADMIN_USER, BOOTSTRAP_ADMIN_PASSWORD)
-    check("bootstrap admin/admin refused", outcome != "ok", "the bootstrap password admin/admin still logs in: anyone can take the tenant")
-    for entry in item.get("users") or []:
-        uname = entry["name"]
-        if (entry.get("state") or "present") != "present":
-            continue
-        if entry.get("login") is False:
-            outcome = probe(uname, user_passwords.get(uname) or BOOTSTRAP_ADMIN_PASSWORD)
-            check("user %s is NOLOGIN" % uname, outcome == "nologin", "user %r should be NOLOGIN but a test login gives %s" % (uname, outcome))
-            continue
-        password = user_passwords.get(uname)
-        if not password:
-            check("user %s logs in" % uname, False, "user %r: password unknown (not declared, not generated in this run): cannot prove the login" % uname)
-            continue
-        outcome = "ok" if uname in proven_users else probe(uname, password)
-        check("user %s logs in" % uname, outcome == "ok", "user %r cannot log in with its password (%s)" % (uname, outcome))
-    return {"complete": not problems, "problems": problems, "checks": checks}
-
-
-def verify_locked(sql_params, name, keyspace, admin_password, user_passwords, item):
-    """Prove a decommissioned tenant closed: the keyspace has left ENABLED, and
-    neither admin nor any listed user can log in, with its last known password
-    or at all (NOLOGIN: pg-tikv checks it before the password)."""
-    checks = []
-    problems = []
-    state = (keyspace or {}).get("state")
-    target = TARGET_STATES.get(item.get("state") or "present")
-    ok = keyspace is None or state == target
-    checks.append({"check": "keyspace %s" % target, "ok": ok})
-    if not ok:
-        problems.append("keyspace is %s in PD, not %s" % (state, target))
-    if keyspace is None:
-        return {"complete": not problems, "problems": problems, "checks": checks}
-    accounts = [(BOOTSTRAP_ADMIN_USER, admin_password)] + [
-        (u["name"], user_passwords.get(u["name"])) for u in item.get("users") or [] if (u.get("state") or "present") == "present"
-    ]
-    for user, password in accounts:
-        for label, candidate in (("its password", password), ("the bootstrap password", BOOTSTRAP_ADMIN_PASSWORD)):
-            if not candidate:
-                continue
-            outcome = _probe(sql_params, name, user, candidate)
-            ok = outcome in ("nologin", "refused")
-            checks.append({"check": "%s cannot log in with %s" % (user, label), "ok": ok})
-            if not ok:
-                problems.append("%s still logs in with %s (%s)" % (user, label, outcome))
-    return {"complete": not problems, "problems": problems, "checks": checks}
 
 
 # ---------------------------------------------------------------------------
@@ -519,48 +435,13 @@ def _unlisted_candidates(keyspaces, listed, pattern):
     return out
 
 
-def _summary(tenants):
-    counts = {STATUS_CREATED: 0, STATUS_CHANGED: 0, STATUS_UNCHANGED: 0, STATUS_FAILED: 0}
-    for t in tenants:
-        counts[t["status"]] = counts.get(t["status"], 0) + 1
-    counts["total"] = len(tenants)
-    users = [u for t in tenants for u in t.get("users") or []]
-    counts["users_created"] = sum(1 for u in users if u.get("status") == STATUS_CREATED)
-    counts["users_changed"] = sum(1 for u in users if u.get("status") in (STATUS_CHANGED, "removed", "locked"))
-    counts["users_failed"] = sum(1 for u in users if u.get("status") == STATUS_FAILED)
-    counts["not_attempted"] = sum(1 for t in tenants if t.get("not_attempted"))
-    verified = [t for t in tenants if "verification" in t]
-    counts["verified"] = sum(1 for t in verified if t["verification"]["complete"])
-    counts["incomplete"] = sum(1 for t in verified if not t["verification"]["complete"])
-    return counts
-
-
-def _pd_call_counts(pd):
-    """How many requests of each kind went to PD (``GET list``, ``POST create``...)."""
-    counts = {}
-    for entry in getattr(pd, "requests_log", None) or []:
-        path = entry["path"]
-        if path == KEYSPACE_API:
-            kind = "list" if entry["method"] == "GET" else "create"
-        elif path.endswith(("/state", "/config")):
-            kind = path.rsplit("/", 1)[-1]
-        elif path.startswith(KEYSPACE_API):
-            kind = "keyspace"
-        elif path.endswith("/version"):
-            kind = "version"
-        else:
-            kind = "other"
-        key = "%s %s" % (entry["method"], kind)
-        counts[key] = counts.get(key, 0) + 1
-    return counts
-
-
 def run_fleet(params, items, state, check_mode, pd=None, shape=None):
     """The module's work. ``params``: the module params (connection, workers,
-    guards). Returns a dict ready for exit_json (minus the diff decision).
-    ``shape``: applied to each tenant's result as soon as it is done (the
-    module passes compact_tenant unless details or a diff are asked for), so
-    that a run of 10,000 tenants does not hold every full result at once."""
+    guards). Returns the result before fleet_answer (no diff, no echo).
+    ``shape``: applied to each tenant's result as soon as it is done
+    (manage_fleet passes tenant_shaper), so that a run of 10,000 tenants does
+    not hold every full result at once. In check mode every tenant gets its
+    ``drift``."""
     max_workers = params.get("max_workers") or 8
     verify = bool(params.get("verify"))
     default_unverifiable = params.get("unverifiable_attributes") or "on_create"
@@ -577,7 +458,7 @@ def run_fleet(params, items, state, check_mode, pd=None, shape=None):
             keyspaces = pd.list_keyspaces(page_size=params.get("list_page_size") or MAX_PAGE_SIZE)
         except PDError as exc:
             msg = "cannot list PD's keyspaces: %s" % exc
-            return {"failed": True, "msg": msg, "tenants": [], "summary": _summary([]), "generated_passwords": {}, "problems": [msg], "report": [msg]}
+            return run_failure(msg)
         by_name = {ks.get("name"): ks for ks in keyspaces}
         if state == "gathered":
             return _gather(pd, sql_params, params, items, keyspaces, by_name, verify, max_workers, started)
@@ -593,12 +474,12 @@ def run_fleet(params, items, state, check_mode, pd=None, shape=None):
         for item in items:
             name = item.get("name")
             if name in errors:
-                results[name] = _untouched_failure(name, "invalid entry, nothing was done: " + "; ".join(errors[name]), state=item.get("state") or "present")
+                results[name] = untouched_failure(name, "invalid entry, nothing was done: " + "; ".join(errors[name]), state=item.get("state") or "present")
             else:
                 todo.append(item)
         if errors.get(None):
             msg = "; ".join(errors[None])
-            return {"failed": True, "msg": msg, "tenants": [], "summary": _summary([]), "generated_passwords": {}, "problems": [msg], "report": [msg]}
+            return run_failure(msg)
 
         if any(by_name.get(i["name"]) is None and (i.get("state") or "present") == "present" for i in todo):
             # reconcile_tenant reads PD's version before a create; read it once
@@ -619,7 +500,7 @@ def run_fleet(params, items, state, check_mode, pd=None, shape=None):
 
         for run, out in zip(runs, _map(work, runs, max_workers, deadline), strict=False):
             results[run.name] = out
-        _unproven(pd, [results[run.name] for run in runs if not results[run.name].get("failed")])
+        mark_unproven(pd, [results[run.name] for run in runs if not results[run.name].get("failed")])
 
         unlisted = []
         notes = []
@@ -629,50 +510,19 @@ def run_fleet(params, items, state, check_mode, pd=None, shape=None):
                 unlisted = [shape(t) for t in unlisted]
 
         tenants = [results[item.get("name")] for item in items] + unlisted
+        if check_mode:
+            # Entries refused or not attempted were never shaped.
+            for t in tenants:
+                if "drift" not in t:
+                    t["drift"] = drift_lines(t)
         generated = {}
         for run in runs:
             if run.generated:
                 generated[run.name] = run.generated
-        summary = _summary(tenants)
-        failed = [t for t in tenants if t.get("failed")]
-        incomplete = [t for t in tenants if not t.get("verification", {"complete": True})["complete"]]
-        out = {
-            "changed": any(t.get("changed") for t in tenants),
-            "tenants": tenants,
-            "summary": summary,
-            "generated_passwords": generated,
-            "incomplete": [{"name": t["name"], "problems": t["verification"]["problems"]} for t in incomplete],
-            "pd_requests": _pd_call_counts(pd),
-            "notes": notes,
-            "report": report_lines(tenants, summary, verify, check_mode),
-            "problems": problem_lines(tenants),
-            "seconds": round(time.monotonic() - started, 3),
-        }
-        if failed or incomplete:
-            out["failed"] = True
-            parts = []
-            if failed:
-                parts.append(
-                    "%d of %d tenants failed: %s"
-                    % (len(failed), len(tenants), "; ".join("%s: %s" % (t["name"], t.get("msg")) for t in failed[:20]) + (" ..." if len(failed) > 20 else ""))
-                )
-            if incomplete:
-                parts.append(
-                    "%d tenants are not proven usable: %s"
-                    % (len(incomplete), "; ".join("%s: %s" % (t["name"], ", ".join(t["verification"]["problems"])) for t in incomplete[:20]))
-                )
-            out["msg"] = ". ".join(parts)
-        return out
+        return fleet_result(tenants, generated, notes, pd_call_counts(pd), verify, check_mode, time.monotonic() - started)
     finally:
         if own_pd:
             pd.close()
-
-
-def _untouched_failure(name, msg, **extra):
-    """The result of a tenant the run failed without changing anything."""
-    entry = {"name": name, "status": STATUS_FAILED, "changed": False, "failed": True, "users": [], "msg": msg}
-    entry.update(extra)
-    return entry
 
 
 def _map(func, items, max_workers, deadline=None):
@@ -683,7 +533,7 @@ def _map(func, items, max_workers, deadline=None):
     def safe(item):
         name = item.get("name") if isinstance(item, dict) else getattr(item, "name", None)
         if deadline is not None and time.monotonic() >= deadline:
-            return _untouched_failure(
+            return untouched_failure(
                 name,
                 "not attempted: the run's timeout was reached before this tenant's turn; nothing was done to it (run again, or raise timeout)",
                 not_attempted=True,
@@ -691,7 +541,7 @@ def _map(func, items, max_workers, deadline=None):
         try:
             return func(item)
         except Exception as exc:  # pylint: disable=broad-except
-            return _untouched_failure(name, "internal error: %s: %s" % (type(exc).__name__, exc))
+            return untouched_failure(name, "internal error: %s: %s" % (type(exc).__name__, exc))
 
     if max_workers <= 1 or len(items) <= 1:
         return [safe(i) for i in items]
@@ -714,7 +564,7 @@ def _override(pd, sql_params, params, items, keyspaces, errors, check_mode, max_
         out = {"name": name, "state": "disabled", "status": STATUS_UNCHANGED, "changed": False, "failed": False, "users": [], "unlisted": True}
         spec = TenantSpec(name=name, state="disabled", lock_users=[])
         try:
-            res = reconcile_tenant(pd, sql_params, spec, current=ks, check_mode=check_mode, sql=sql)
+            res = reconcile_tenant(pd, sql_params, spec, current=ks, check_mode=check_mode)
         except TenantError as exc:
             out.update(status=STATUS_FAILED, failed=True, msg=exc.message, keyspace=exc.result.get("keyspace"))
             return out
@@ -738,31 +588,14 @@ def _override(pd, sql_params, params, items, keyspaces, errors, check_mode, max_
     return _map(disable, candidates, max_workers), notes
 
 
-def _unproven(pd, tenants):
-    """After the SQL work of a run, PD must still answer: while it is down
-    pg-tikv refuses every login like a wrong password (reference
-    pg-tikv-server.md §1.4a), so refused test logins proved nothing. One PD
-    request per run; every tenant result not already failed becomes failed and
-    its verification incomplete."""
-    if not tenants:
-        return
-    problem = refusals_unproven(pd)
-    if not problem:
-        return
-    for out in tenants:
-        verification = out.get("verification")
-        if verification is not None:
-            verification["complete"] = False
-            verification["problems"].append(problem)
-        if "name" in out:
-            out.update(failed=True, status=STATUS_FAILED, msg=problem)
-
-
 def _gather(pd, sql_params, params, items, keyspaces, by_name, verify, max_workers, started):
+    """state=gathered: PD's keyspaces as entries of ``config`` (fed back as it
+    is, it declares what exists), PD's own view of each beside them, and with
+    ``verify`` the proof of every listed present tenant."""
     listed = {i.get("name"): i for i in items}
     pattern = params.get("managed_pattern")
     regex = re.compile(pattern) if pattern else None
-    gathered = []
+    found = []
     for ks in keyspaces:
         name = ks.get("name")
         if name in PD_PROTECTED_KEYSPACES:
@@ -771,7 +604,7 @@ def _gather(pd, sql_params, params, items, keyspaces, by_name, verify, max_worke
             continue
         if regex and not regex.fullmatch(name or ""):
             continue
-        gathered.append(keyspace_view(ks))
+        found.append(ks)
     missing = [n for n in listed if n not in by_name]
 
     def verify_one(item):
@@ -779,144 +612,40 @@ def _gather(pd, sql_params, params, items, keyspaces, by_name, verify, max_worke
         users = {u["name"]: u["password"] for u in item.get("users") or [] if u.get("password")}
         return verify_tenant(sql_params, item["name"], ks, item.get("admin_password"), users, item)
 
-    incomplete = []
+    verification = {}
     if verify and items:
         present = [i for i in items if (i.get("state") or "present") == "present"]
-        by_tenant = dict(zip([i["name"] for i in present], _map(verify_one, present, max_workers), strict=False))
-        for view in gathered:
-            if view["name"] in by_tenant:
-                view["verification"] = by_tenant[view["name"]]
-        for name in missing:
-            if name in by_tenant:
-                gathered.append({"name": name, "state": None, "verification": by_tenant[name]})
-        _unproven(pd, [{"verification": v} for v in by_tenant.values()])
-        incomplete = [{"name": n, "problems": v["problems"]} for n, v in by_tenant.items() if not v["complete"]]
-    out = {
-        "changed": False,
-        "gathered": gathered,
-        "missing": missing,
-        "incomplete": incomplete,
-        "pd_requests": _pd_call_counts(pd),
-        "seconds": round(time.monotonic() - started, 3),
-        "summary": {
-            "total": len(gathered),
-            "missing": len(missing),
-            "verified": sum(1 for g in gathered if g.get("verification", {}).get("complete")),
-            "incomplete": len(incomplete),
-        },
-    }
-    if verify and incomplete:
-        out["failed"] = True
-        out["msg"] = "%d tenants are not proven usable: %s" % (
-            len(incomplete),
-            "; ".join("%s: %s" % (i["name"], ", ".join(i["problems"])) for i in incomplete[:20]),
-        )
-    return out
+        verification = dict(zip([i["name"] for i in present], _map(verify_one, present, max_workers), strict=False))
+        mark_unproven(pd, [{"verification": v} for v in verification.values()])
+    return gathered_result(found, missing, verification if verify else None, pd_call_counts(pd), time.monotonic() - started)
 
 
-REPORT_MAX_LINES = 50
+def fleet_option_error(params):
+    """Why the module's own options cannot run (None if they can), before any work."""
+    if not 1 <= params["max_workers"] <= 64:
+        return "max_workers must be between 1 and 64"
+    if params["timeout"] <= 0:
+        return "timeout must be a number of seconds greater than 0"
+    if params["list_page_size"] < 1:
+        return "list_page_size must be 1 or more"
+    if params["state"] == "overridden":
+        return override_guard_error(params)
+    return None
 
 
-def report_lines(tenants, summary, verify, check_mode):
-    """A readable report without secrets: the counts, then one line per tenant
-    that changed, failed or is not proven (at most REPORT_MAX_LINES)."""
-    s = summary
-    head = "%d tenants: %d created, %d changed, %d unchanged, %d failed; users: %d created, %d changed" % (
-        s["total"],
-        s["created"],
-        s["changed"],
-        s["unchanged"],
-        s["failed"],
-        s["users_created"],
-        s["users_changed"],
-    )
-    if verify and not check_mode:
-        head += "; %d tenants verified, %d incomplete" % (s["verified"], s["incomplete"])
-    if check_mode:
-        head += " (check mode)"
-    shown = [t for t in tenants if t["status"] != STATUS_UNCHANGED or not t.get("verification", {"complete": True})["complete"]]
-    lines = [head]
-    for t in shown[:REPORT_MAX_LINES]:
-        parts = []
-        if t.get("state_path"):
-            parts.append("state " + ">".join(t["state_path"]))
-        if t.get("admin_rotated"):
-            parts.append("admin rotated")
-        users = [u for u in t.get("users") or [] if u.get("status") != STATUS_UNCHANGED]
-        if users:
-            parts.append("users: " + ", ".join("%s %s" % (u["name"], u["status"]) for u in users))
-        if t.get("failed"):
-            parts.append("FAILED")
-        elif not t.get("verification", {"complete": True})["complete"]:
-            parts.append("NOT VERIFIED: " + "; ".join(t["verification"]["problems"]))
-        lines.append("%-24s %-9s %s" % (t["name"], t["status"], "; ".join(parts)))
-    if len(shown) > REPORT_MAX_LINES:
-        lines.append("... and %d more (set details: true, or register the result)" % (len(shown) - REPORT_MAX_LINES))
-    return lines
-
-
-def problem_lines(tenants):
-    """Every reason the run is not complete, one readable line each."""
-    lines = ["%s: FAILED: %s" % (t["name"], t.get("msg") or "unknown error") for t in tenants if t.get("failed")]
-    for t in tenants:
-        verification = t.get("verification")
-        if verification and not verification["complete"]:
-            lines.extend("%s: not proven: %s" % (t["name"], p) for p in verification["problems"])
-    return lines
-
-
-def compact_tenant(t):
-    """The per-tenant result without the bulky parts.
-
-    AnsibleModule masks every no_log value (every declared password) in every
-    string of the result: its cost is strings x passwords, which for a fleet
-    dwarfs the work itself. So an unchanged, proven tenant reports only its
-    status, and a changed one what changed; ``details=true`` returns
-    everything.
-    """
-    out = {k: t.get(k) for k in ("name", "status", "changed", "failed")}
-    for key in ("unlisted", "msg", "warnings", "proven", "not_attempted"):
-        if t.get(key):
-            out[key] = t[key]
-    verification = t.get("verification")
-    if verification is not None:
-        out["verification"] = {"complete": verification["complete"], "problems": verification["problems"]}
-    if t.get("status") == STATUS_UNCHANGED and "msg" not in out:
-        return out
-    if t.get("state") != "present":
-        out["state"] = t.get("state")
-    for key in ("state_path", "config_patch", "admin_rotated", "admin_password_generated", "locked_users"):
-        if key in t:
-            out[key] = t[key]
-    keyspace = t.get("keyspace")
-    if keyspace:
-        out["keyspace"] = {"id": keyspace.get("id"), "config": keyspace.get("config")}
-    users = []
-    for u in t.get("users") or []:
-        users.append(
-            {k: u[k] for k in ("name", "status", "changed", "password_changed", "password_generated", "msg") if k in u and (u[k] or k in ("changed", "status"))}
-        )
-    out["users"] = users
-    return out
-
-
-def fleet_diff(tenants):
-    """Module diff: before/after of every tenant that changed (passwords never appear)."""
-    before, after = {}, {}
-    for t in tenants:
-        if not t.get("changed"):
-            continue
-        tdiff = t.get("diff") or {}
-        b = dict(tdiff.get("before") or {})
-        a = dict(tdiff.get("after") or {})
-        ub, ua = {}, {}
-        for u in t.get("users") or []:
-            if u.get("changed") and u.get("diff"):
-                ub[u["name"]] = u["diff"].get("before")
-                ua[u["name"]] = u["diff"].get("after")
-        if ub or ua:
-            b["users"] = ub
-            a["users"] = ua
-        before[t["name"]] = b
-        after[t["name"]] = a
-    return {"before": before, "after": after}
+def manage_fleet(params, check_mode, diff, warnings):
+    """pg_tikv_tenants: check the options, run the fleet, shape the answer
+    (fleet_answer). Returns the result; raises TaskError with the result when
+    a tenant failed or is not proven. ``diff``: the module diff was asked."""
+    err = fleet_option_error(params)
+    if err:
+        raise TaskError(err, kind="validation")
+    compact = not (params["details"] or diff)
+    try:
+        result = run_fleet(params, params["config"] or [], params["state"], check_mode, shape=tenant_shaper(check_mode, compact))
+    except PDError as exc:
+        raise TaskError("PD client options are invalid: %s" % exc, kind="pd") from None
+    result = fleet_answer(result, params, diff, warnings)
+    if result.pop("failed", False):
+        raise TaskError(result.pop("msg"), result=result)
+    return result

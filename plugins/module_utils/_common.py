@@ -11,6 +11,7 @@ import os
 import re
 import secrets
 import string
+from urllib.parse import quote
 
 from ansible.module_utils.basic import env_fallback
 
@@ -50,6 +51,27 @@ BOOTSTRAP_ADMIN_PASSWORD = "admin"  # nosec - pg-tikv's documented bootstrap cre
 # quoting in a shell, a YAML scalar or a URI userinfo after percent-encoding.
 PASSWORD_ALPHABET = string.ascii_letters + string.digits + "-_.~+!*"
 GENERATED_PASSWORD_LENGTH = 32
+
+
+class TaskError(Exception):
+    """Why a module's task failed, and its result so far.
+
+    Raised by the function each module's ``main()`` calls; the module reports
+    ``result`` (what was done before the failure: ``changed`` stays true after
+    a write) with ``message`` as its ``msg``. ``kind`` classifies the failure;
+    ``library``: the Python library whose absence caused it (kind
+    ``missing_library``), reported the way Ansible reports one.
+    """
+
+    def __init__(self, message, kind="error", result=None, library=None):
+        super().__init__(message)
+        self.message = message
+        self.kind = kind
+        self.result = result if result is not None else {}
+        self.library = library
+
+    def __str__(self):
+        return self.message
 
 
 def tenant_name_error(name):
@@ -273,3 +295,44 @@ def hide_non_string_secrets(argument_spec, params):
 def sql_params_from(params):
     """The dict _sql_client expects: the options of sql_argument_spec(), from module params."""
     return {key: params.get(key) for key in sql_argument_spec()}
+
+
+def build_dsn(host, port, login, password=None, ssl_mode=None, dbname="postgres", ca_cert=None):
+    """A libpq URI. Every part is percent-encoded with ``safe=''``, so ``@``,
+    ``:``, ``/``, ``%``, ``#``, ``?`` and quotes in a password cannot break it
+    (the seed CLI's bug 2, reference/pg-tikv-server.md §6.1)."""
+    host = str(host)
+    if ":" in host and not host.startswith("["):
+        host_part = "[%s]" % host
+    else:
+        host_part = quote(host, safe="[]")
+    user_part = quote(login, safe="")
+    if password is not None:
+        user_part += ":" + quote(password, safe="")
+    dsn = "postgresql://%s@%s:%s/%s" % (user_part, host_part, int(port), quote(dbname, safe=""))
+    query = []
+    if ssl_mode:
+        query.append("sslmode=" + quote(ssl_mode, safe=""))
+    if ca_cert:
+        query.append("sslrootcert=" + quote(ca_cert, safe=""))
+    if query:
+        dsn += "?" + "&".join(query)
+    return dsn
+
+
+def connection_info(sql_params, tenant, user=BOOTSTRAP_ADMIN_USER, password=None):
+    """host, port, login name, a password-less DSN and, only when ``password``
+    is given, ``full_dsn`` (percent-encoded)."""
+    host = sql_params.get("pg_host") or "127.0.0.1"
+    port = int(sql_params.get("pg_port") or 5433)
+    login = "%s.%s" % (tenant, user)
+    info = {
+        "host": host,
+        "port": port,
+        "user": login,
+        "database": "postgres",
+        "dsn": build_dsn(host, port, login, None, sql_params.get("ssl_mode"), ca_cert=sql_params.get("ca_cert")),
+    }
+    if password is not None:
+        info["full_dsn"] = build_dsn(host, port, login, password, sql_params.get("ssl_mode"), ca_cert=sql_params.get("ca_cert"))
+    return info

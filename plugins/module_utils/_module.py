@@ -1,7 +1,7 @@
 # Copyright (c) pgtikv.cloud contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """AnsibleModule plumbing shared by this collection's modules: missing
-libraries, the PD client from the module's options, and the final answer.
+libraries, the shared option checks, and the final answer.
 
 PRIVATE: for use by this collection's modules only; may change at any time.
 """
@@ -66,14 +66,16 @@ def check_options(module):
         module.fail_json(msg="; ".join(errors), changed=False)
 
 
-def pd_client_or_fail(module, **kwargs):
-    """A PDClient from the module's pd_argument_spec() options, or fail_json
-    (requests missing, or options the client refuses)."""
-    require_libraries(module, "requests")
-    try:
-        return _pd_client.pd_client_from_params(module.params, **kwargs)
-    except _pd_client.PDError as exc:
-        module.fail_json(msg=str(exc), changed=False)
+def failure(error):
+    """(result, failed_msg) for finish() from a TaskError raised by a module's
+    work: its partial result, and its message; a missing library is told the
+    way require_libraries tells it."""
+    result = dict(error.result)
+    if error.kind == "missing_library" and error.library:
+        missing = missing_library(error.library)
+        result["exception"] = missing["exception"]
+        return result, missing["msg"]
+    return result, error.message
 
 
 # What AnsibleModule puts in place of a no_log value, or inside a string.

@@ -549,6 +549,59 @@ def probe_login(sql_params, tenant, user, password):
     return "ok"
 
 
+def login_outcome(sql_params, tenant, user, password):
+    """A fresh test login that never raises: 'ok', 'refused', 'nologin' or
+    'error: <why>' (pg-tikv unreachable, TLS...), for reports that list every
+    check."""
+    try:
+        return probe_login(sql_params, tenant, user, password)
+    except SQLClientError as exc:
+        return "error: %s" % exc
+
+
+def login_first(sql_params, tenant, candidates):
+    """Log in to ``tenant`` with the first of ``candidates`` that works.
+
+    ``candidates``: ``(user, password, label)`` in order of preference; one
+    without a password is skipped. A refused login or a NOLOGIN user moves on
+    to the next candidate; any other error (pg-tikv unreachable, TLS...) is
+    raised as it is.
+    Returns ``(session, user, refused)``; ``session`` and ``user`` are None when
+    no candidate logs in. ``refused``: ``(label, exception)`` of every refused
+    candidate, the exception a LoginRefused or a LoginNotPermitted.
+    """
+    refused = []
+    for user, password, label in candidates:
+        if not password:
+            continue
+        try:
+            return connect(sql_params, tenant, user, password), user, refused
+        except (LoginRefused, LoginNotPermitted) as exc:
+            refused.append((label, exc))
+    return None, None, refused
+
+
+def login_as(sql_params, tenant, login_user, password):
+    """connect() for a module's own login (login_user/login_password): a
+    refusal says what to fix. Raises like connect()."""
+    who = login_name(tenant, login_user)
+    try:
+        return connect(sql_params, tenant, login_user, password)
+    except LoginRefused as e:
+        hint = (
+            ("the tenant exists in PD, so the login_password is wrong or user %r does not exist in it" % login_user)
+            if tenant
+            else "wrong login_password or unknown login_user"
+        )
+        raise LoginRefused("cannot log in as %r: %s [%s]" % (who, hint, e.server_message), server_message=e.server_message, sqlstate=e.sqlstate) from None
+    except LoginNotPermitted as e:
+        raise LoginNotPermitted(
+            "cannot log in as %r: the user exists but has NOLOGIN; log in as another superuser of the tenant (login_user) [%s]" % (who, e.server_message),
+            server_message=e.server_message,
+            sqlstate=e.sqlstate,
+        ) from None
+
+
 # --------------------------------------------------------------------------
 # Session
 # --------------------------------------------------------------------------

@@ -8,8 +8,10 @@ No AnsibleModule in here: :func:`reconcile_tenant` takes a PDClient, the SQL
 connection parameters, a :class:`TenantSpec` and (optionally) the keyspace a
 caller already fetched, and returns a result dict or raises
 :class:`TenantError` (whose ``result`` says what was done before the error).
-pg_tikv_tenant calls it once; a bulk module can call it per tenant with the
-keyspaces of one paginated list call.
+pg_tikv_tenant calls it once (through :func:`manage_tenant`); the fleet
+(``_bulk``) calls it per tenant with the keyspaces of one paginated list call.
+:func:`read_tenants` is pg_tikv_tenant_info's work. The keyspace rules that
+need no network are in ``_keyspace``.
 
 Order of work, so that a failure leaves the safest state and is reported:
 
@@ -26,13 +28,13 @@ Order of work, so that a failure leaves the safest state and is reported:
 
 from __future__ import annotations
 
-import datetime
-from urllib.parse import quote
-
+from ansible_collections.pgtikv.cloud.plugins.module_utils import _sql_client as sql
 from ansible_collections.pgtikv.cloud.plugins.module_utils._common import (
     BOOTSTRAP_ADMIN_PASSWORD,
     BOOTSTRAP_ADMIN_USER,
     PD_PROTECTED_KEYSPACES,
+    TaskError,
+    connection_info,
     existing_tenant_name_error,
     generate_password,
     password_error,
@@ -40,10 +42,16 @@ from ansible_collections.pgtikv.cloud.plugins.module_utils._common import (
     tenant_name_error,
     user_name_error,
 )
-from ansible_collections.pgtikv.cloud.plugins.module_utils._module import (
-    finish,
-    missing_library,
-    pd_client_or_fail,
+from ansible_collections.pgtikv.cloud.plugins.module_utils._keyspace import (
+    CONFIG_WRITABLE_STATES,
+    TARGET_STATES,
+    apply_patch,
+    config_patch,
+    filter_keyspaces,
+    keyspace_view,
+    normalize_config,
+    plan_transitions,
+    split_config,
 )
 from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import (
     PD_PORTABLE_NAME_LENGTH,
@@ -51,39 +59,9 @@ from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import (
     PDUnreachable,
     config_size_error,
     parse_version,
+    pd_client_from_params,
     pd_name_error,
     refusals_unproven,
-)
-
-# Module state -> PD keyspace state.
-TARGET_STATES = {
-    "present": "ENABLED",
-    "disabled": "DISABLED",
-    "archived": "ARCHIVED",
-    "tombstone": "TOMBSTONE",
-}
-
-# PD's stateTransitionTable without the no-op self edges
-# (reference/pd-keyspace-api.md §3).
-TRANSITIONS = {
-    "ENABLED": ("DISABLED",),
-    "DISABLED": ("ENABLED", "ARCHIVED"),
-    "ARCHIVED": ("TOMBSTONE",),
-    "TOMBSTONE": (),
-}
-
-# Config may change only in these states (§3 allowChangeConfig).
-CONFIG_WRITABLE_STATES = ("ENABLED", "DISABLED")
-
-# Keys PD injects, derives, normalises or refuses to PATCH
-# (reference/pd-keyspace-api.md §4). Never written by this module.
-SERVER_MANAGED_CONFIG_KEYS = (
-    "region_bound_type",
-    "gc_management_type",
-    "tso_keyspace_group_id",
-    "user_kind",
-    "meta_service_group_id",
-    "meta_service_group_addrs",
 )
 
 # How often a create that PD answers "already exists" for a name that then
@@ -102,7 +80,7 @@ ADMIN_STATUS_UNKNOWN = "unknown"
 ADMIN_STATUS_NONE = "n/a"  # no keyspace
 
 
-class TenantError(Exception):
+class TenantError(TaskError):
     """A failure with a person-readable message and the partial result.
 
     ``kind``: validation, transition, confirmation, config, pd, pd_unreachable,
@@ -110,15 +88,6 @@ class TenantError(Exception):
     ``result``: the result dict so far (what was changed, the last known
     keyspace, ``progress``), so that the caller can report the exact state.
     """
-
-    def __init__(self, message, kind="error", result=None):
-        super().__init__(message)
-        self.message = message
-        self.kind = kind
-        self.result = result or {}
-
-    def __str__(self):
-        return self.message
 
 
 class TenantSpec:
@@ -167,107 +136,7 @@ class TenantSpec:
 
 
 # ---------------------------------------------------------------------------
-# Pure helpers
-
-
-def normalize_config(config):
-    """Split a desired config into (user_config, managed_keys, errors).
-
-    ``user_config`` maps key -> str (put) or None (delete, merge-patch null).
-    Integers and floats are turned into strings (PD's config is a string map,
-    §1.1); booleans, lists and dicts are refused because their string form is
-    ambiguous. Server-managed keys are returned separately and never written.
-    """
-    errors = []
-    user, managed = {}, []
-    if config is None:
-        return None, managed, errors
-    if not isinstance(config, dict):
-        return None, managed, ["config must be a dictionary of string keys and string (or null) values"]
-    for key, value in config.items():
-        if not isinstance(key, str) or not key.strip():
-            errors.append("config keys must be non-empty strings (got %r)" % (key,))
-            continue
-        if key in SERVER_MANAGED_CONFIG_KEYS:
-            managed.append(key)
-            continue
-        if value is None or isinstance(value, str):
-            user[key] = value
-        elif isinstance(value, bool):
-            errors.append("config[%r]: PD config values are strings; quote the boolean (e.g. 'true')" % key)
-        elif isinstance(value, (int, float)):
-            user[key] = str(value)
-        else:
-            errors.append("config[%r]: PD config values must be strings or null (to delete the key), not %s" % (key, type(value).__name__))
-    return user, managed, errors
-
-
-def split_config(config):
-    """(user-owned keys, server-managed keys) of a keyspace's config."""
-    config = config or {}
-    user = {k: v for k, v in config.items() if k not in SERVER_MANAGED_CONFIG_KEYS}
-    managed = {k: v for k, v in config.items() if k in SERVER_MANAGED_CONFIG_KEYS}
-    return user, managed
-
-
-def config_patch(current, desired):
-    """The merge patch that turns ``current`` into ``desired`` (only the keys
-    ``desired`` names; value None means delete). Empty dict: nothing to do."""
-    current = current or {}
-    patch = {}
-    for key, value in (desired or {}).items():
-        if value is None:
-            if key in current:
-                patch[key] = None
-        elif current.get(key) != value:
-            patch[key] = value
-    return patch
-
-
-def apply_patch(config, patch):
-    result = dict(config or {})
-    for key, value in (patch or {}).items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = value
-    return result
-
-
-def plan_transitions(current, target):
-    """Shortest list of states to PUT to go from ``current`` to ``target``.
-
-    Raises ValueError with a message a person can act on when PD's state
-    machine has no path (e.g. ARCHIVED -> ENABLED).
-    """
-    current = (current or "").upper()
-    target = (target or "").upper()
-    if current not in TRANSITIONS:
-        raise ValueError("PD reports an unknown keyspace state %r" % current)
-    if target not in TRANSITIONS:
-        raise ValueError("unknown target state %r" % target)
-    if current == target:
-        return []
-    queue = [(current, [])]
-    seen = {current}
-    while queue:
-        state, path = queue.pop(0)
-        for nxt in TRANSITIONS[state]:
-            if nxt in seen:
-                continue
-            if nxt == target:
-                return path + [nxt]
-            seen.add(nxt)
-            queue.append((nxt, path + [nxt]))
-    if current == "TOMBSTONE":
-        why = "TOMBSTONE is final: PD keeps the name forever and never re-enables it"
-    elif current == "ARCHIVED":
-        why = "an ARCHIVED keyspace can only move on to TOMBSTONE"
-    else:
-        why = "PD's state machine has no such path"
-    raise ValueError(
-        "cannot move keyspace from %s to %s: %s (legal moves: ENABLED->DISABLED, DISABLED->ENABLED|ARCHIVED, ARCHIVED->TOMBSTONE)" % (current, target, why)
-    )
+# Validation (no network)
 
 
 def validate_spec(spec):
@@ -316,72 +185,6 @@ def validate_spec(spec):
     return errors
 
 
-def _iso(ts):
-    if not isinstance(ts, int) or ts <= 0:
-        return None
-    return datetime.datetime.fromtimestamp(ts, tz=datetime.timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def keyspace_view(keyspace):
-    """What the modules return for a keyspace (None stays None)."""
-    if not keyspace:
-        return None
-    config = dict(keyspace.get("config") or {})
-    managed = split_config(config)[1]
-    return {
-        "id": keyspace.get("id"),
-        "name": keyspace.get("name"),
-        "state": keyspace.get("state"),
-        "created_at": keyspace.get("created_at"),
-        "state_changed_at": keyspace.get("state_changed_at"),
-        "created": _iso(keyspace.get("created_at")),
-        "state_changed": _iso(keyspace.get("state_changed_at")),
-        "config": config,
-        "server_managed_config": managed,
-    }
-
-
-def build_dsn(host, port, login, password=None, ssl_mode=None, dbname="postgres", ca_cert=None):
-    """A libpq URI. Every part is percent-encoded with ``safe=''``, so ``@``,
-    ``:``, ``/``, ``%``, ``#``, ``?`` and quotes in a password cannot break it
-    (the seed CLI's bug 2, reference/pg-tikv-server.md §6.1)."""
-    host = str(host)
-    if ":" in host and not host.startswith("["):
-        host_part = "[%s]" % host
-    else:
-        host_part = quote(host, safe="[]")
-    user_part = quote(login, safe="")
-    if password is not None:
-        user_part += ":" + quote(password, safe="")
-    dsn = "postgresql://%s@%s:%s/%s" % (user_part, host_part, int(port), quote(dbname, safe=""))
-    query = []
-    if ssl_mode:
-        query.append("sslmode=" + quote(ssl_mode, safe=""))
-    if ca_cert:
-        query.append("sslrootcert=" + quote(ca_cert, safe=""))
-    if query:
-        dsn += "?" + "&".join(query)
-    return dsn
-
-
-def connection_info(sql_params, tenant, user=BOOTSTRAP_ADMIN_USER, password=None):
-    """host, port, login name, a password-less DSN and, only when ``password``
-    is given, ``full_dsn`` (percent-encoded)."""
-    host = sql_params.get("pg_host") or "127.0.0.1"
-    port = int(sql_params.get("pg_port") or 5433)
-    login = "%s.%s" % (tenant, user)
-    info = {
-        "host": host,
-        "port": port,
-        "user": login,
-        "database": "postgres",
-        "dsn": build_dsn(host, port, login, None, sql_params.get("ssl_mode"), ca_cert=sql_params.get("ca_cert")),
-    }
-    if password is not None:
-        info["full_dsn"] = build_dsn(host, port, login, password, sql_params.get("ssl_mode"), ca_cert=sql_params.get("ca_cert"))
-    return info
-
-
 def _diff_side(keyspace, admin_status):
     if not keyspace:
         return {"state": "absent", "config": {}, "admin": ADMIN_STATUS_NONE}
@@ -399,36 +202,8 @@ class _Missing:
 MISSING = _Missing()
 
 
-def _default_sql():
-    from ansible_collections.pgtikv.cloud.plugins.module_utils import _sql_client
-
-    return _sql_client
-
-
-def login_first(sql, sql_params, tenant, candidates):
-    """Log in to ``tenant`` with the first of ``candidates`` that works.
-
-    ``candidates``: ``(user, password, label)`` in order of preference; one
-    without a password is skipped. A refused login or a NOLOGIN user moves on
-    to the next candidate; any other error (pg-tikv unreachable, TLS...) is
-    raised as it is. ``sql``: the _sql_client module (injectable for tests).
-    Returns ``(session, user, refused)``; ``session`` and ``user`` are None when
-    no candidate logs in. ``refused``: ``(label, exception)`` of every refused
-    candidate, the exception a LoginRefused or a LoginNotPermitted.
-    """
-    refused = []
-    for user, password, label in candidates:
-        if not password:
-            continue
-        try:
-            return sql.connect(sql_params, tenant, user, password), user, refused
-        except (sql.LoginRefused, sql.LoginNotPermitted) as exc:
-            refused.append((label, exc))
-    return None, None, refused
-
-
 class _Reconciler:
-    def __init__(self, pd, sql_params, spec, check_mode, sql, session_sink=None, prove_bootstrap_refused=False):
+    def __init__(self, pd, sql_params, spec, check_mode, session_sink=None, prove_bootstrap_refused=False):
         self.pd = pd
         self.session_sink = session_sink
         self.prove_bootstrap_refused = prove_bootstrap_refused
@@ -438,7 +213,6 @@ class _Reconciler:
         self.sql_params = dict(sql_params or {})
         self.spec = spec
         self.check_mode = check_mode
-        self._sql = sql
         self.name = spec.name
         self.admin = BOOTSTRAP_ADMIN_USER
         self.queries = []
@@ -470,13 +244,11 @@ class _Reconciler:
 
     # -- helpers ------------------------------------------------------------
 
-    @property
-    def sql(self):
-        if self._sql is None:
-            self._sql = _default_sql()
-        if not getattr(self._sql, "HAS_PSYCOPG2", True):
-            raise TenantError("psycopg2 is required for the SQL side of this task", kind="missing_library", result=self.result)
-        return self._sql
+    def _need_sql(self):
+        """Before the first SQL call: the PD-only paths (a decommission of a
+        missing keyspace...) run without psycopg2."""
+        if not sql.HAS_PSYCOPG2:
+            raise TenantError("psycopg2 is required for the SQL side of this task", kind="missing_library", result=self.result, library="psycopg2")
 
     def warn(self, text):
         self.result["warnings"].append(text)
@@ -514,7 +286,7 @@ class _Reconciler:
             self.fail("%s: %s" % (what, exc), "pd")
 
     def probe(self, user, password):
-        sql = self.sql
+        self._need_sql()
         try:
             outcome = sql.probe_login(self.sql_params, self.name, user, password)
             self.refused_probes = self.refused_probes or outcome == "refused"
@@ -528,7 +300,7 @@ class _Reconciler:
         """Log in as admin with ``password`` and keep the session (it serves the
         tenant's users, so the proof costs no second login): 'ok', 'refused'
         or 'nologin', like probe()."""
-        sql = self.sql
+        self._need_sql()
         try:
             self.admin_session = sql.connect(self.sql_params, self.name, self.admin, password)
         except sql.LoginRefused:
@@ -572,7 +344,7 @@ class _Reconciler:
     def sql_port_error(self):
         """None if pg-tikv answers the protocol's startup (up to its password
         request, no login), else a message."""
-        sql = self.sql
+        self._need_sql()
         try:
             return sql.probe_server(self.sql_params)
         except sql.SQLClientError as exc:
@@ -580,9 +352,9 @@ class _Reconciler:
 
     def open_session(self, candidates, purpose):
         """Log in with the first working (user, password, label) candidate."""
-        sql = self.sql
+        self._need_sql()
         try:
-            session, user, refused = login_first(sql, self.sql_params, self.name, candidates)
+            session, user, refused = sql.login_first(self.sql_params, self.name, candidates)
         except sql.ServerUnreachable as exc:
             self.fail("cannot reach pg-tikv to %s: %s" % (purpose, exc), "sql_unreachable")
         except sql.SQLClientError as exc:
@@ -604,7 +376,7 @@ class _Reconciler:
     def run_sql(self, session, what, func, *args, sends_password=False):
         """``sends_password``: the statement sets admin's password; a connection
         lost after it was sent leaves its outcome unknown (a lost reply)."""
-        sql = self.sql
+        self._need_sql()
         try:
             return func(*args)
         except sql.ServerUnreachable as exc:
@@ -795,8 +567,7 @@ class _Reconciler:
         session, login_user = self.open_session(candidates, purpose)
         keep = False
         try:
-            if hasattr(session, "add_secret"):
-                session.add_secret(password)
+            session.add_secret(password)
             self.run_sql(session, "setting the admin password", session.set_password, self.admin, password, sends_password=True)
             keep = self.session_sink is not None
         finally:
@@ -805,7 +576,7 @@ class _Reconciler:
         self._session_queries = list(self.queries)
         self.result["admin_rotated"] = True
         self.bootstrap_open = False
-        self.wrote_step("set the password of %r" % self.sql.login_name(self.name, self.admin))
+        self.wrote_step("set the password of %r" % sql.login_name(self.name, self.admin))
         try:
             self._verify_admin(password)
         except BaseException:
@@ -999,16 +770,15 @@ class _Reconciler:
         if "unlock" in plan["actions"]:
             session, _user = self.open_session(candidates, "unlock admin")
             try:
-                if hasattr(session, "add_secret"):
-                    session.add_secret(password)
+                session.add_secret(password)
                 self.run_sql(session, "setting a new admin password", session.set_password, self.admin, password, sends_password=True)
-                self.wrote_step("set a new password for %r" % self.sql.login_name(self.name, self.admin))
+                self.wrote_step("set a new password for %r" % sql.login_name(self.name, self.admin))
                 self.run_sql(session, "allowing admin to log in", session.set_login, self.admin, True)
             finally:
                 session.close()
             self._session_queries = list(self.queries)
             self.result["admin_rotated"] = True
-            self.wrote_step("unlocked %r (LOGIN)" % self.sql.login_name(self.name, self.admin))
+            self.wrote_step("unlocked %r (LOGIN)" % sql.login_name(self.name, self.admin))
             self._verify_admin(password)
             return
         purpose = "repair the bootstrap admin password" if plan["before"] == ADMIN_STATUS_BOOTSTRAP else "change the admin password"
@@ -1035,7 +805,7 @@ class _Reconciler:
             if outcome == "ok":
                 self.fail(
                     "pg-tikv accepted a random password for %r: its fallback password PG_PASSWORD is set "
-                    "(its universal superuser password), so SQL access cannot be locked. Nothing was changed" % self.sql.login_name(self.name, user),
+                    "(its universal superuser password), so SQL access cannot be locked. Nothing was changed" % sql.login_name(self.name, user),
                     "sql",
                 )
             if user == self.admin:
@@ -1087,29 +857,27 @@ class _Reconciler:
                     # (reference/pg-tikv-server.md §1.5), so admin gets a random
                     # password nobody knows plus NOLOGIN.
                     random_password = generate_password()
-                    if hasattr(session, "add_secret"):
-                        session.add_secret(random_password)
+                    session.add_secret(random_password)
                     self.run_sql(session, "rotating admin to a random password", session.set_password, self.admin, random_password)
-                    self.wrote_step("set a random password nobody knows for %r" % self.sql.login_name(self.name, self.admin))
+                    self.wrote_step("set a random password nobody knows for %r" % sql.login_name(self.name, self.admin))
                 self.run_sql(session, "setting NOLOGIN on %r" % user, session.set_login, user, False)
                 self.result["locked_users"].append(user)
-                self.wrote_step("locked %r (NOLOGIN)" % self.sql.login_name(self.name, user))
+                self.wrote_step("locked %r (NOLOGIN)" % sql.login_name(self.name, user))
         finally:
             session.close()
             self._session_queries = list(self.queries)
         for user in order:
             outcome = self.probe(user, generate_password())
             if outcome != "nologin":
-                self.fail("%r was set to NOLOGIN but a login test gives %r" % (self.sql.login_name(self.name, user), outcome), "verification")
+                self.fail("%r was set to NOLOGIN but a login test gives %r" % (sql.login_name(self.name, user), outcome), "verification")
         self.done("verified: %s cannot log in" % ", ".join(order))
 
 
-def reconcile_tenant(pd, sql_params, spec, current=MISSING, check_mode=False, sql=None, session_sink=None, confirm_pd=True, prove_bootstrap_refused=False):
+def reconcile_tenant(pd, sql_params, spec, current=MISSING, check_mode=False, session_sink=None, confirm_pd=True, prove_bootstrap_refused=False):
     """Bring one tenant to ``spec``; return the result dict.
 
     ``current``: the keyspace dict if the caller already has it (None = it does
-    not exist); omitted = read it from PD. ``sql``: the SQL client module
-    (injectable for tests). ``session_sink``: optional callable; when admin
+    not exist); omitted = read it from PD. ``session_sink``: optional callable; when admin
     logged in (its password proven, or rotated and verified), it receives the
     still-open admin session (whose owner then closes it) instead of the
     session being closed. ``prove_bootstrap_refused``: when admin_password
@@ -1120,7 +888,7 @@ def reconcile_tenant(pd, sql_params, spec, current=MISSING, check_mode=False, sq
     rests on a refused test login, ask PD once more at the end (a bulk caller
     passes False and asks once per run instead).
     """
-    reconciler = _Reconciler(pd, sql_params, spec, check_mode, sql, session_sink, prove_bootstrap_refused)
+    reconciler = _Reconciler(pd, sql_params, spec, check_mode, session_sink, prove_bootstrap_refused)
     try:
         result = reconciler.run(current)
         if confirm_pd:
@@ -1133,65 +901,49 @@ def reconcile_tenant(pd, sql_params, spec, current=MISSING, check_mode=False, sq
 
 
 # ---------------------------------------------------------------------------
-# AnsibleModule glue (kept out of the reconciler so a bulk module can reuse it)
+# What the modules call (no AnsibleModule: they return the result or raise
+# TaskError with the result so far)
 
 
-def run_tenant_module(module):
-    """pg_tikv_tenant: validate, reconcile, report."""
-    spec = TenantSpec.from_params(module.params)
+def _pd_client(params):
+    try:
+        return pd_client_from_params(params)
+    except PDError as exc:
+        raise TaskError(str(exc), result={"changed": False}) from None
+
+
+def manage_tenant(params, check_mode):
+    """pg_tikv_tenant: validate, reconcile, add the connection and PD's calls."""
+    spec = TenantSpec.from_params(params)
     errors = validate_spec(spec)
     if errors:
-        module.fail_json(msg="; ".join(errors), changed=False)
-    pd = pd_client_or_fail(module)
-    sql_params = sql_params_from(module.params)
+        raise TaskError("; ".join(errors), kind="validation", result={"changed": False})
+    pd = _pd_client(params)
+    sql_params = sql_params_from(params)
+    error = None
     try:
-        result = reconcile_tenant(pd, sql_params, spec, check_mode=module.check_mode)
-        failed_msg = None
+        result = reconcile_tenant(pd, sql_params, spec, check_mode=check_mode)
     except TenantError as exc:
-        result = exc.result
-        failed_msg = str(exc)
-        if exc.kind == "missing_library":
-            missing = missing_library("psycopg2")
-            failed_msg = missing["msg"]
-            result["exception"] = missing["exception"]
+        error, result = exc, exc.result
     finally:
         pd.close()
     result["connection"] = connection_info(sql_params, spec.name, password=result.get("generated_admin_password"))
     result["pd_requests"] = list(pd.requests_log)
-    finish(module, result, failed_msg=failed_msg)
+    if error is not None:
+        raise error
+    return result
 
 
-def filter_keyspaces(keyspaces, states=None, name_pattern=None, include_reserved=False):
-    """Keyspaces matching the info module's filters (states are PD states)."""
-    import fnmatch
-
-    from ansible_collections.pgtikv.cloud.plugins.module_utils._common import RESERVED_TENANT_NAMES
-
-    wanted = {s.upper() for s in states} if states else None
-    out = []
-    for keyspace in keyspaces:
-        name = keyspace.get("name") or ""
-        if not include_reserved and (name in PD_PROTECTED_KEYSPACES or name in RESERVED_TENANT_NAMES or keyspace.get("id") == 0):
-            continue
-        if wanted is not None and keyspace.get("state") not in wanted:
-            continue
-        if name_pattern and not fnmatch.fnmatchcase(name, name_pattern):
-            continue
-        out.append(keyspace)
-    return out
-
-
-def run_tenant_info_module(module):
+def read_tenants(params):
     """pg_tikv_tenant_info: list or get tenants; never writes."""
-    params = module.params
     name = params.get("name")
     if name is not None:
         err = existing_tenant_name_error(name)
         if err:
-            module.fail_json(msg=err, changed=False)
+            raise TaskError(err, kind="validation", result={"changed": False})
     if params.get("page_size") is not None and params["page_size"] < 1:
-        module.fail_json(msg="page_size must be at least 1", changed=False)
-    pd = pd_client_or_fail(module)
+        raise TaskError("page_size must be at least 1", kind="validation", result={"changed": False})
+    pd = _pd_client(params)
     sql_params = sql_params_from(params)
     try:
         if name is not None:
@@ -1200,7 +952,7 @@ def run_tenant_info_module(module):
         else:
             keyspaces = list(pd.iter_keyspaces(page_size=params.get("page_size")))
     except PDError as exc:
-        module.fail_json(msg="reading keyspaces from PD: %s" % exc, changed=False, pd_requests=list(pd.requests_log))
+        raise TaskError("reading keyspaces from PD: %s" % exc, kind="pd", result={"changed": False, "pd_requests": list(pd.requests_log)}) from None
     finally:
         pd.close()
     matched = filter_keyspaces(keyspaces, params.get("states"), params.get("name_pattern"), params.get("include_reserved"))
@@ -1209,4 +961,4 @@ def run_tenant_info_module(module):
         item = keyspace_view(keyspace)
         item["connection"] = connection_info(sql_params, keyspace.get("name"))
         tenants.append(item)
-    module.exit_json(changed=False, tenants=tenants, count=len(tenants), scanned=len(keyspaces), pd_requests=list(pd.requests_log))
+    return {"changed": False, "tenants": tenants, "count": len(tenants), "scanned": len(keyspaces), "pd_requests": list(pd.requests_log)}

@@ -40,13 +40,17 @@ value cannot be read, the rule is:
 
 from __future__ import annotations
 
+from ansible_collections.pgtikv.cloud.plugins.module_utils import _sql_client as sql
 from ansible_collections.pgtikv.cloud.plugins.module_utils._common import (
     BOOTSTRAP_ADMIN_USER,
+    TaskError,
+    existing_tenant_name_error,
     generate_password,
     password_error,
     sql_params_from,
     user_name_error,
 )
+from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import PDError, pd_client_from_params
 from ansible_collections.pgtikv.cloud.plugins.module_utils._sql_client import SQLClientError
 
 BOOL_ATTRIBUTES = ("login", "superuser", "createdb", "createrole")
@@ -395,7 +399,7 @@ def _verify_password(session, name, password, res):
 
 
 # --------------------------------------------------------------------------
-# Module plumbing shared by pg_tikv_user, pg_tikv_user_info and the bulk module
+# Login plumbing shared by pg_tikv_user and pg_tikv_user_info
 # --------------------------------------------------------------------------
 
 
@@ -413,8 +417,6 @@ def check_tenant_in_pd(params, tenant, warnings):
     A login to a tenant missing in PD fails with the same 28P01 as a wrong
     password (reference pg-tikv-server.md §1.4), so PD is asked first.
     """
-    from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import PDError, pd_client_from_params
-
     try:
         client = pd_client_from_params(params, record_requests=False)
     except PDError as e:
@@ -433,15 +435,11 @@ def check_tenant_in_pd(params, tenant, warnings):
     return keyspace
 
 
-def open_session(params, warnings, sql_module=None):
+def open_session(params, warnings):
     """Validate the tenant, check it in PD (when given), log in. Returns a TenantSession.
 
     Every failure is a SQLClientError (or subclass) whose message says what to fix.
     """
-    from ansible_collections.pgtikv.cloud.plugins.module_utils import _sql_client as sql
-    from ansible_collections.pgtikv.cloud.plugins.module_utils._common import existing_tenant_name_error
-
-    sql = sql_module or sql
     tenant = params.get("tenant") or None
     login_user = params.get("login_user") or BOOTSTRAP_ADMIN_USER
     if tenant is not None:
@@ -452,19 +450,141 @@ def open_session(params, warnings, sql_module=None):
     err = user_name_error(login_user)
     if err:
         raise UserSpecError("login_user: %s" % err)
-    who = sql.login_name(tenant, login_user)
+    return sql.login_as(sql_params_from(params), tenant, login_user, params.get("login_password"))
+
+
+# --------------------------------------------------------------------------
+# What the modules call (no AnsibleModule: they return the result or raise
+# TaskError with the result so far)
+
+
+def manage_user(params, check_mode, warnings):
+    """pg_tikv_user: log in to the tenant, reconcile one user."""
+    base = dict(
+        changed=False,
+        user=params["name"],
+        tenant=params["tenant"],
+        state=params["state"],
+        created=False,
+        removed=False,
+        password_changed=False,
+        password_verified=None,
+        queries=[],
+        unverifiable_attributes=[],
+        server={},
+    )
+    session = None
     try:
-        return sql.connect(sql_params_from(params), tenant, login_user, params.get("login_password"))
-    except sql.LoginRefused as e:
-        hint = (
-            ("the tenant exists in PD, so the login_password is wrong or user %r does not exist in it" % login_user)
-            if tenant
-            else "wrong login_password or unknown login_user"
-        )
-        raise sql.LoginRefused("cannot log in as %r: %s [%s]" % (who, hint, e.server_message), server_message=e.server_message, sqlstate=e.sqlstate) from None
-    except sql.LoginNotPermitted as e:
-        raise sql.LoginNotPermitted(
-            "cannot log in as %r: the user exists but has NOLOGIN; log in as another superuser of the tenant (login_user) [%s]" % (who, e.server_message),
-            server_message=e.server_message,
-            sqlstate=e.sqlstate,
-        ) from None
+        spec = UserSpec.from_params(params)
+        spec.validate()
+        session = open_session(params, warnings)
+        base["server"] = session.capabilities.as_dict()
+        base.update(reconcile_user(session, spec, check_mode=check_mode))
+    except SQLClientError as e:
+        # str(e) never carries a secret; no traceback (it could hold a server message).
+        if session is not None and session.writes:
+            # Something was written before the failure: never report changed: false.
+            base.update(changed=True, queries=list(session.writes))
+        raise TaskError(str(e), kind="sql", result=base) from None
+    finally:
+        if session is not None:
+            session.close()
+    return base
+
+
+NO_CATALOG_LIMITATIONS = (
+    "This server has no role catalog (pg-tikv), so users cannot be listed. Only the names asked were probed: "
+    "existence with ALTER ROLE ... RESET ALL, LOGIN and the password with test logins (meaningful only while "
+    "the server's PG_PASSWORD fallback is unset). SUPERUSER, CREATEDB, CREATEROLE and CONNECTION LIMIT "
+    "cannot be read."
+)
+
+
+def requested_users(params):
+    """Ordered {name: password or None} from names and users."""
+    wanted = {}
+    for name in params["names"] or []:
+        wanted.setdefault(name, None)
+    for entry in params["users"] or []:
+        if entry.get("password") is not None or entry["name"] not in wanted:
+            wanted[entry["name"]] = entry.get("password")
+    for name in wanted:
+        err = user_name_error(name)
+        if err:
+            raise UserSpecError(err)
+    return wanted
+
+
+def unknown_attributes(name, exists, unreadable):
+    """A user's entry before anything about its attributes is known."""
+    return dict(
+        name=name,
+        exists=exists,
+        login=None,
+        superuser=None,
+        createdb=None,
+        createrole=None,
+        conn_limit=None,
+        password_valid=None,
+        unreadable=unreadable,
+    )
+
+
+def report_with_catalog(session, wanted):
+    if wanted:
+        users = []
+        for name, password in wanted.items():
+            role = session.get_role(name)
+            entry = unknown_attributes(name, role is not None, unreadable=[])
+            if role is not None:
+                entry.update(role)
+                if password is not None:
+                    entry["password_valid"] = session.password_matches(name, password, can_login=role["login"])
+            users.append(entry)
+        return users
+    users = []
+    for role in session.list_roles():
+        role.pop("valid_until_set", None)
+        role.update(exists=True, password_valid=None, unreadable=[])
+        users.append(role)
+    return users
+
+
+def report_without_catalog(session, wanted):
+    users = []
+    for name, password in wanted.items():
+        entry = unknown_attributes(name, session.role_exists(name), unreadable=list(UNREADABLE_WITHOUT_CATALOG))
+        if entry["exists"]:
+            if password is not None:
+                outcome = session.probe_login(name, password)
+                entry["login"] = outcome != "nologin"
+                entry["password_valid"] = {"ok": True, "refused": False}.get(outcome)
+            else:
+                entry["login"] = session.login_allowed(name)
+        users.append(entry)
+    return users
+
+
+def read_users(params, warnings):
+    """pg_tikv_user_info: log in to the tenant, report the users asked (or all,
+    where the server has a role catalog); never writes."""
+    session = None
+    try:
+        wanted = requested_users(params)
+        session = open_session(params, warnings)
+        if session.has_role_catalog:
+            users = report_with_catalog(session, wanted)
+            limitations = ""
+            if not session.capabilities.authid_readable and any(p is not None for p in wanted.values()):
+                limitations = "pg_authid is not readable by the login user: passwords were checked with test logins where possible."
+        else:
+            users = report_without_catalog(session, wanted)
+            limitations = NO_CATALOG_LIMITATIONS
+            if not wanted:
+                warnings.append("no names given: this server cannot list users; pass names or users")
+        return dict(changed=False, listable=session.has_role_catalog, limitations=limitations, users=users, server=session.capabilities.as_dict())
+    except SQLClientError as e:
+        raise TaskError(str(e), kind="sql", result={}) from None
+    finally:
+        if session is not None:
+            session.close()

@@ -355,16 +355,17 @@ pd_requests:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgtikv.cloud.plugins.module_utils._common import (
+    TaskError,
     pd_argument_spec,
     secret_store_argument_spec,
     sql_argument_spec,
 )
-from ansible_collections.pgtikv.cloud.plugins.module_utils._module import check_options
-from ansible_collections.pgtikv.cloud.plugins.module_utils._tenant import run_tenant_module
+from ansible_collections.pgtikv.cloud.plugins.module_utils._module import check_options, failure, finish, require_libraries
+from ansible_collections.pgtikv.cloud.plugins.module_utils._tenant import manage_tenant
 
 
-def main():
-    argument_spec = dict(
+def argument_spec():
+    spec = dict(
         name=dict(type="str", required=True),
         state=dict(type="str", default="present", choices=["present", "disabled", "archived", "tombstone"]),
         config=dict(type="dict"),
@@ -376,12 +377,23 @@ def main():
         confirm_tombstone=dict(type="str"),
         previous_admin_passwords=dict(type="list", elements="str", no_log=True),
     )
-    argument_spec.update(secret_store_argument_spec())
-    argument_spec.update(pd_argument_spec())
-    argument_spec.update(sql_argument_spec())
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    spec.update(secret_store_argument_spec())
+    spec.update(pd_argument_spec())
+    spec.update(sql_argument_spec())
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     check_options(module)
-    run_tenant_module(module)
+    # psycopg2 only when a step logs in: decommissioning a missing keyspace needs PD alone.
+    require_libraries(module, "requests")
+    warnings = []
+    try:
+        result, failed_msg = manage_tenant(module.params, module.check_mode), None
+    except TaskError as error:
+        result, failed_msg = failure(error)
+    finish(module, result, warnings, failed_msg)
 
 
 if __name__ == "__main__":

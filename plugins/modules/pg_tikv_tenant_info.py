@@ -157,27 +157,37 @@ pd_requests:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pgtikv.cloud.plugins.module_utils._common import pd_argument_spec, sql_argument_spec
-from ansible_collections.pgtikv.cloud.plugins.module_utils._module import check_options
-from ansible_collections.pgtikv.cloud.plugins.module_utils._tenant import run_tenant_info_module
+from ansible_collections.pgtikv.cloud.plugins.module_utils._common import TaskError, pd_argument_spec, sql_argument_spec
+from ansible_collections.pgtikv.cloud.plugins.module_utils._module import check_options, failure, finish, require_libraries
+from ansible_collections.pgtikv.cloud.plugins.module_utils._tenant import read_tenants
 
 
-def main():
-    argument_spec = dict(
+def argument_spec():
+    spec = dict(
         name=dict(type="str"),
         states=dict(type="list", elements="str", choices=["enabled", "disabled", "archived", "tombstone"]),
         name_pattern=dict(type="str"),
         include_reserved=dict(type="bool", default=False),
         page_size=dict(type="int", default=100),
     )
-    argument_spec.update(pd_argument_spec())
+    spec.update(pd_argument_spec())
     # The SQL options only describe how to connect (RV tenants[].connection);
     # documented here rather than through pgtikv.cloud.sql, whose psycopg2
     # requirement does not apply to a module that never logs in.
-    argument_spec.update(sql_argument_spec())
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    spec.update(sql_argument_spec())
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     check_options(module)
-    run_tenant_info_module(module)
+    require_libraries(module, "requests")
+    warnings = []
+    try:
+        result, failed_msg = read_tenants(module.params), None
+    except TaskError as error:
+        result, failed_msg = failure(error)
+    finish(module, result, warnings, failed_msg)
 
 
 if __name__ == "__main__":

@@ -144,8 +144,9 @@ options:
         only, because their credentials are unknown; pg-tikv still lets their users log in (a warning says so).
         Names that this collection could not have created (PD's C(DEFAULT), pg-tikv's C(default), names with
         upper case or C(-)) are never touched. If any listed entry is invalid, nothing unlisted is disabled.
-      - V(gathered) changes nothing. It returns PD's view of the tenants in RV(gathered) (only the listed ones when
-        O(config) is given) and, with O(verify=true), proves the listed present tenants usable.
+      - V(gathered) changes nothing. It returns the tenants in PD as entries of O(config) in RV(gathered) (only the
+        listed ones when O(config) is given), PD's view of them in RV(keyspaces) and, with O(verify=true), proves the
+        listed present tenants usable (RV(verification)).
     type: str
     choices: [merged, overridden, gathered]
     default: merged
@@ -298,6 +299,11 @@ EXAMPLES = r"""
   pgtikv.cloud.pg_tikv_tenants:
     state: gathered
   register: current
+
+- name: Its entries are config entries - in check mode, declaring them again changes nothing
+  pgtikv.cloud.pg_tikv_tenants:
+    config: "{{ current.gathered | selectattr('state', 'equalto', 'present') | list }}"
+  check_mode: true
 """
 
 RETURN = r"""
@@ -370,6 +376,14 @@ tenants:
       description: The run's O(timeout) was reached before this tenant's turn; nothing was done to it.
       type: bool
       returned: when true
+    drift:
+      description:
+        - In check mode, what differs from the declaration (what a run would change), one readable line per item,
+          for example V(keyspace state ENABLED, declared DISABLED) or V(user app missing). The tenants role's audit
+          reports these lines.
+      type: list
+      elements: str
+      returned: in check mode, when something differs (with O(details=true) or in diff mode also empty)
   sample:
     - name: acme_corp
       status: created
@@ -380,7 +394,8 @@ tenants:
       users:
         - {name: app, status: created, changed: true, password_changed: true}
 summary:
-  description: Counts of the run.
+  description:
+    - Counts of the run. In check mode also C(drifted) (tenants with a RV(tenants[].drift)) and C(drift_items).
   returned: always
   type: dict
   sample: {total: 2, created: 1, changed: 0, unchanged: 1, failed: 0, users_created: 2, users_changed: 0,
@@ -436,17 +451,51 @@ incomplete:
   type: list
   elements: dict
 gathered:
-  description: With O(state=gathered), PD's keyspaces (not C(DEFAULT)), with C(verification) for listed tenants when O(verify=true).
+  description:
+    - With O(state=gathered), PD's keyspaces (not C(DEFAULT)) as entries of O(config) (C(name), C(state) as a module
+      state, C(config) with the user-owned keys only), so that the list can be given back as O(config) unchanged, as
+      with a resource module. Credentials and C(users) are not included; PD knows no users and pg-tikv cannot list
+      its roles.
+    - PD's own view of each keyspace is in RV(keyspaces), and the proofs are in RV(verification), so that no entry
+      carries a key that O(config) would refuse.
   returned: when O(state=gathered)
   type: list
   elements: dict
+  contains:
+    name:
+      description: Tenant name.
+      type: str
+    state:
+      description: V(present), V(disabled), V(archived) or V(tombstone) (PD's C(ENABLED), C(DISABLED), C(ARCHIVED), C(TOMBSTONE)).
+      type: str
+    config:
+      description: The keyspace config without the keys PD manages.
+      type: dict
+  sample:
+    - {name: acme_corp, state: present, config: {tier: gold}}
+    - {name: old_corp, state: disabled, config: {}}
+keyspaces:
+  description:
+    - With O(state=gathered), PD's view of each keyspace in RV(gathered), in the same order, C(id), C(name), C(state)
+      (PD's), C(created), C(state_changed), C(config) and C(server_managed_config).
+  returned: when O(state=gathered)
+  type: list
+  elements: dict
+verification:
+  description:
+    - With O(state=gathered) and O(verify=true), the proof of each listed present tenant by name (tenants missing in PD
+      included), each with C(complete), C(problems) and C(checks).
+  returned: when O(state=gathered) and O(verify=true)
+  type: dict
 missing:
   description: With O(state=gathered), listed tenants that do not exist in PD.
   returned: when O(state=gathered)
   type: list
   elements: str
-pd_requests:
-  description: How many requests of each kind were sent to PD, by C(METHOD kind).
+pd_calls:
+  description:
+    - How many requests of each kind were sent to PD, by C(METHOD kind). (pgtikv.cloud.pg_tikv_tenant's
+      C(pd_requests) is the list of the calls themselves.)
   sample: {"GET list": 1, "GET version": 1, "POST create": 5}
   returned: always
   type: dict
@@ -463,19 +512,15 @@ seconds:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pgtikv.cloud.plugins.module_utils._bulk import (
-    compact_tenant,
-    fleet_diff,
-    override_guard_error,
-    run_fleet,
-)
+from ansible_collections.pgtikv.cloud.plugins.module_utils._bulk import manage_fleet
 from ansible_collections.pgtikv.cloud.plugins.module_utils._common import (
+    TaskError,
     pd_argument_spec,
     secret_store_argument_spec,
     sql_argument_spec,
 )
-from ansible_collections.pgtikv.cloud.plugins.module_utils._module import check_options, finish, require_libraries
-from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import MAX_PAGE_SIZE, PDError
+from ansible_collections.pgtikv.cloud.plugins.module_utils._module import check_options, failure, finish, require_libraries
+from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import MAX_PAGE_SIZE
 
 USER_OPTIONS = dict(
     name=dict(type="str", required=True),
@@ -528,40 +573,11 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     check_options(module)
     require_libraries(module, "requests", "psycopg2")
-    params = dict(module.params)
-    if not 1 <= params["max_workers"] <= 64:
-        module.fail_json(msg="max_workers must be between 1 and 64")
-    if params["timeout"] <= 0:
-        module.fail_json(msg="timeout must be a number of seconds greater than 0")
-    if params["list_page_size"] < 1:
-        module.fail_json(msg="list_page_size must be 1 or more")
-    state = params["state"]
-    if state == "overridden":
-        err = override_guard_error(params)
-        if err:
-            module.fail_json(msg=err)
-    full = params["details"] or module._diff
+    warnings = []
     try:
-        result = run_fleet(params, params["config"] or [], state, module.check_mode, shape=None if full else compact_tenant)
-    except PDError as exc:
-        module.fail_json(msg="PD client options are invalid: %s" % exc)
-    tenants = result.get("tenants", [])
-    warnings = ["%s: %s" % (t["name"], w) for t in tenants for w in t.get("warnings") or []]
-    if module._diff and state != "gathered":
-        result["diff"] = fleet_diff(tenants)
-    for tenant in tenants:
-        tenant.pop("diff", None)
-        for user in tenant.get("users") or []:
-            user.pop("diff", None)
-    if full and not params["details"]:
-        result["tenants"] = [compact_tenant(t) for t in tenants]
-    # The arguments are echoed without the declared list: it is the caller's own
-    # input, and masking its passwords in thousands of echoed strings would cost
-    # more than the work itself.
-    echo = {k: v for k, v in module.params.items() if k != "config"}
-    echo["config"] = "(%d tenants, %d users: not echoed)" % (len(params["config"] or []), sum(len(t.get("users") or []) for t in params["config"] or []))
-    result["invocation"] = {"module_args": echo}
-    failed_msg = result.pop("msg") if result.pop("failed", False) else None
+        result, failed_msg = manage_fleet(module.params, module.check_mode, module._diff, warnings), None
+    except TaskError as error:
+        result, failed_msg = failure(error)
     finish(module, result, warnings, failed_msg)
 
 

@@ -323,18 +323,13 @@ server:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgtikv.cloud.plugins.module_utils._common import (
+    TaskError,
     pd_argument_spec,
     secret_store_argument_spec,
     sql_argument_spec,
 )
-from ansible_collections.pgtikv.cloud.plugins.module_utils._module import check_options, finish, require_libraries
-from ansible_collections.pgtikv.cloud.plugins.module_utils._sql_client import SQLClientError
-from ansible_collections.pgtikv.cloud.plugins.module_utils._user import (
-    UserSpec,
-    login_argument_spec,
-    open_session,
-    reconcile_user,
-)
+from ansible_collections.pgtikv.cloud.plugins.module_utils._module import check_options, failure, finish, require_libraries
+from ansible_collections.pgtikv.cloud.plugins.module_utils._user import login_argument_spec, manage_user
 
 
 def argument_spec():
@@ -362,39 +357,12 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     check_options(module)
     require_libraries(module, "psycopg2")
-    params = module.params
-    base = dict(
-        changed=False,
-        user=params["name"],
-        tenant=params["tenant"],
-        state=params["state"],
-        created=False,
-        removed=False,
-        password_changed=False,
-        password_verified=None,
-        queries=[],
-        unverifiable_attributes=[],
-        server={},
-    )
     warnings = []
-    session = None
     try:
-        spec = UserSpec.from_params(params)
-        spec.validate()
-        session = open_session(params, warnings)
-        base["server"] = session.capabilities.as_dict()
-        result = reconcile_user(session, spec, check_mode=module.check_mode)
-    except SQLClientError as e:
-        # str(e) never carries a secret; no traceback (it could hold a server message).
-        if session is not None and session.writes:
-            # Something was written before the failure: never report changed: false.
-            base.update(changed=True, queries=list(session.writes))
-        finish(module, base, warnings, failed_msg=str(e))
-    finally:
-        if session is not None:
-            session.close()
-    base.update(result)
-    finish(module, base, warnings)
+        result, failed_msg = manage_user(module.params, module.check_mode, warnings), None
+    except TaskError as error:
+        result, failed_msg = failure(error)
+    finish(module, result, warnings, failed_msg)
 
 
 if __name__ == "__main__":

@@ -150,25 +150,12 @@ server:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgtikv.cloud.plugins.module_utils._common import (
+    TaskError,
     pd_argument_spec,
     sql_argument_spec,
-    user_name_error,
 )
-from ansible_collections.pgtikv.cloud.plugins.module_utils._module import check_options, finish, require_libraries
-from ansible_collections.pgtikv.cloud.plugins.module_utils._sql_client import SQLClientError
-from ansible_collections.pgtikv.cloud.plugins.module_utils._user import (
-    UNREADABLE_WITHOUT_CATALOG,
-    UserSpecError,
-    login_argument_spec,
-    open_session,
-)
-
-NO_CATALOG_LIMITATIONS = (
-    "This server has no role catalog (pg-tikv), so users cannot be listed. Only the names asked were probed: "
-    "existence with ALTER ROLE ... RESET ALL, LOGIN and the password with test logins (meaningful only while "
-    "the server's PG_PASSWORD fallback is unset). SUPERUSER, CREATEDB, CREATEROLE and CONNECTION LIMIT "
-    "cannot be read."
-)
+from ansible_collections.pgtikv.cloud.plugins.module_utils._module import check_options, failure, finish, require_libraries
+from ansible_collections.pgtikv.cloud.plugins.module_utils._user import login_argument_spec, read_users
 
 
 def argument_spec():
@@ -191,98 +178,16 @@ def argument_spec():
     return spec
 
 
-def requested(params):
-    """Ordered {name: password or None} from names and users."""
-    wanted = {}
-    for name in params["names"] or []:
-        wanted.setdefault(name, None)
-    for entry in params["users"] or []:
-        if entry.get("password") is not None or entry["name"] not in wanted:
-            wanted[entry["name"]] = entry.get("password")
-    for name in wanted:
-        err = user_name_error(name)
-        if err:
-            raise UserSpecError(err)
-    return wanted
-
-
-def unknown_attributes(name, exists, unreadable):
-    """A user's entry before anything about its attributes is known."""
-    return dict(
-        name=name,
-        exists=exists,
-        login=None,
-        superuser=None,
-        createdb=None,
-        createrole=None,
-        conn_limit=None,
-        password_valid=None,
-        unreadable=unreadable,
-    )
-
-
-def report_with_catalog(session, wanted):
-    if wanted:
-        users = []
-        for name, password in wanted.items():
-            role = session.get_role(name)
-            entry = unknown_attributes(name, role is not None, unreadable=[])
-            if role is not None:
-                entry.update(role)
-                if password is not None:
-                    entry["password_valid"] = session.password_matches(name, password, can_login=role["login"])
-            users.append(entry)
-        return users
-    users = []
-    for role in session.list_roles():
-        role.pop("valid_until_set", None)
-        role.update(exists=True, password_valid=None, unreadable=[])
-        users.append(role)
-    return users
-
-
-def report_without_catalog(session, wanted):
-    users = []
-    for name, password in wanted.items():
-        entry = unknown_attributes(name, session.role_exists(name), unreadable=list(UNREADABLE_WITHOUT_CATALOG))
-        if entry["exists"]:
-            if password is not None:
-                outcome = session.probe_login(name, password)
-                entry["login"] = outcome != "nologin"
-                entry["password_valid"] = {"ok": True, "refused": False}.get(outcome)
-            else:
-                entry["login"] = session.login_allowed(name)
-        users.append(entry)
-    return users
-
-
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     check_options(module)
     require_libraries(module, "psycopg2")
     warnings = []
-    session = None
     try:
-        wanted = requested(module.params)
-        session = open_session(module.params, warnings)
-        if session.has_role_catalog:
-            users = report_with_catalog(session, wanted)
-            limitations = ""
-            if not session.capabilities.authid_readable and any(p is not None for p in wanted.values()):
-                limitations = "pg_authid is not readable by the login user: passwords were checked with test logins where possible."
-        else:
-            users = report_without_catalog(session, wanted)
-            limitations = NO_CATALOG_LIMITATIONS
-            if not wanted:
-                warnings.append("no names given: this server cannot list users; pass names or users")
-        server = session.capabilities.as_dict()
-        listable = session.has_role_catalog
-    except SQLClientError as e:
-        finish(module, {}, warnings, failed_msg=str(e))
-    finally:
-        if session is not None:
-            session.close()
-    finish(module, dict(changed=False, listable=listable, limitations=limitations, users=users, server=server), warnings)
+        result, failed_msg = read_users(module.params, warnings), None
+    except TaskError as error:
+        result, failed_msg = failure(error)
+    finish(module, result, warnings, failed_msg)
 
 
 if __name__ == "__main__":

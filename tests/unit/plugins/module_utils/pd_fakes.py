@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import json
+
 from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import PDClient
 
 
@@ -13,8 +15,6 @@ class FakeResponse:
         self.text = text
 
     def json(self):
-        import json
-
         return json.loads(self.text)
 
 

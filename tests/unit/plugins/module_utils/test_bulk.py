@@ -12,10 +12,21 @@ import json
 import pytest
 
 from ansible_collections.pgtikv.cloud.plugins.module_utils import _bulk as b
+from ansible_collections.pgtikv.cloud.plugins.module_utils import _fleet_result as r
 from ansible_collections.pgtikv.cloud.plugins.module_utils import _pd_client as p
+from ansible_collections.pgtikv.cloud.plugins.module_utils import _tenant as t
+from ansible_collections.pgtikv.cloud.plugins.module_utils import _verify as v
+from ansible_collections.pgtikv.cloud.plugins.module_utils._common import TaskError
 from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import PDClient, PDUnreachable
 from ansible_collections.pgtikv.cloud.plugins.module_utils._tenant import TenantError
 from ansible_collections.pgtikv.cloud.tests.unit.plugins.module_utils.pd_fakes import FakeResponse
+from ansible_collections.pgtikv.cloud.tests.unit.plugins.module_utils.sql_fakes import patched_sql
+
+
+def reconcile(fake, *args, **kwargs):
+    """reconcile_tenant with the SQL client's logins answered by ``fake``."""
+    with patched_sql(fake):
+        return t.reconcile_tenant(*args, **kwargs)
 
 
 def entry(name, **kw):
@@ -130,7 +141,7 @@ def test_fleet_lists_through_the_client_which_halves_a_page_that_pd_refuses():
     assert [g["name"] for g in out["gathered"]] == [k["name"] for k in keyspaces]
     # clamped to PD's largest page, halved until PD accepts it, then kept
     assert transport.limits == [p.MAX_PAGE_SIZE, 63, 31, 31, 31]
-    assert out["pd_requests"] == {"GET list": 5}
+    assert out["pd_calls"] == {"GET list": 5}
 
 
 def test_fleet_lists_with_the_largest_page_by_default():
@@ -174,9 +185,7 @@ class FakeWorld:
         self.sessions = []
         self.tenant_calls = []
 
-    def reconcile_tenant(
-        self, pd, sql_params, spec, current=None, check_mode=False, sql=None, session_sink=None, confirm_pd=True, prove_bootstrap_refused=False
-    ):
+    def reconcile_tenant(self, pd, sql_params, spec, current=None, check_mode=False, session_sink=None, confirm_pd=True, prove_bootstrap_refused=False):
         assert confirm_pd is False  # the fleet asks PD once per run instead
         self.tenant_calls.append((spec.name, current))
         if spec.name in self.fail_tenants:
@@ -331,7 +340,7 @@ def test_generated_passwords_only_in_their_key(world):
     out = b.run_fleet(PARAMS, items, "merged", False, pd=StaticPD([]))
     assert out["generated_passwords"] == {"acme_corp": {"admin": "gen-admin-acme_corp", "users": {"app": "gen-acme_corp-app"}}}
     rest = dict(out, generated_passwords=None)
-    rest["tenants"] = [b.compact_tenant(t) for t in out["tenants"]]
+    rest["tenants"] = [r.compact_tenant(t) for t in out["tenants"]]
     text = json.dumps(rest)
     for secret in ("gen-admin-acme_corp", "gen-acme_corp-app", "Declared-1"):
         assert secret not in text
@@ -391,95 +400,6 @@ def test_a_bug_in_one_worker_is_a_failed_tenant():
     assert out[0]["failed"] and out[0]["name"] == "acme_corp" and "internal error" in out[0]["msg"]
 
 
-# ---------------------------------------------------------------- output shape
-
-
-def test_compact_unchanged_tenant_is_tiny():
-    t = {
-        "name": "acme_corp",
-        "status": "unchanged",
-        "changed": False,
-        "failed": False,
-        "queries": ["x"],
-        "keyspace": {"id": 3, "state": "ENABLED", "config": {}},
-        "progress": ["a"],
-        "warnings": [],
-        "users": [{"name": "app", "status": "unchanged"}],
-        "verification": {"complete": True, "problems": [], "checks": [{"check": "c", "ok": True}]},
-    }
-    assert b.compact_tenant(t) == {
-        "name": "acme_corp",
-        "status": "unchanged",
-        "changed": False,
-        "failed": False,
-        "verification": {"complete": True, "problems": []},
-    }
-
-
-def test_compact_changed_tenant_keeps_what_changed():
-    t = {
-        "name": "acme_corp",
-        "state": "present",
-        "status": "changed",
-        "changed": True,
-        "failed": False,
-        "state_path": [],
-        "config_patch": {"tier": "gold"},
-        "admin_rotated": False,
-        "progress": ["x"],
-        "keyspace": {"id": 3, "name": "acme_corp", "state": "ENABLED", "config": {"tier": "gold"}, "created": "t"},
-        "users": [
-            {"name": "app", "status": "created", "changed": True, "password_changed": True, "queries": ["CREATE ROLE ..."], "password_verified": True},
-            {"name": "ro", "status": "unchanged", "changed": False, "password_changed": False, "queries": []},
-        ],
-    }
-    c = b.compact_tenant(t)
-    assert c["keyspace"] == {"id": 3, "config": {"tier": "gold"}}
-    assert c["config_patch"] == {"tier": "gold"} and "progress" not in c and "state" not in c
-    assert c["users"] == [
-        {"name": "app", "status": "created", "changed": True, "password_changed": True},
-        {"name": "ro", "status": "unchanged", "changed": False},
-    ]
-    assert b.compact_tenant(dict(t, state="disabled"))["state"] == "disabled"
-
-
-def test_report_is_capped_and_counts_everything():
-    tenants = [
-        {
-            "name": "t%03d" % i,
-            "status": "created",
-            "changed": True,
-            "failed": False,
-            "state_path": ["ENABLED"],
-            "admin_rotated": True,
-            "users": [{"name": "app", "status": "created"}],
-        }
-        for i in range(60)
-    ]
-    summary = b._summary(tenants)
-    lines = b.report_lines(tenants, summary, False, False)
-    assert lines[0] == "60 tenants: 60 created, 0 changed, 0 unchanged, 0 failed; users: 60 created, 0 changed"
-    assert lines[1] == "%-24s %-9s %s" % ("t000", "created", "state ENABLED; admin rotated; users: app created")
-    assert len(lines) == 1 + b.REPORT_MAX_LINES + 1 and lines[-1].startswith("... and 10 more")
-
-
-def test_fleet_diff_only_lists_changed_tenants():
-    tenants = [
-        {"name": "a_one", "changed": False, "diff": {"before": {"state": "ENABLED"}}},
-        {
-            "name": "b_two",
-            "changed": True,
-            "diff": {"before": {"state": "absent"}, "after": {"state": "ENABLED"}},
-            "users": [{"name": "app", "changed": True, "diff": {"before": {"state": "absent"}, "after": {"state": "present", "password": "<hidden, set>"}}}],
-        },
-    ]
-    d = b.fleet_diff(tenants)
-    assert d == {
-        "before": {"b_two": {"state": "absent", "users": {"app": {"state": "absent"}}}},
-        "after": {"b_two": {"state": "ENABLED", "users": {"app": {"state": "present", "password": "<hidden, set>"}}}},
-    }
-
-
 # ---------------------------------------------------------------- reconcile_tenant's session_sink
 
 
@@ -497,14 +417,7 @@ class SinkPD:
 
 
 class SinkSQL:
-    """Just enough of _sql_client for reconcile_tenant's create path."""
-
-    HAS_PSYCOPG2 = True
-    SQLClientError = b.sql.SQLClientError
-    ServerUnreachable = b.sql.ServerUnreachable
-    LoginRefused = b.sql.LoginRefused
-    LoginNotPermitted = b.sql.LoginNotPermitted
-    login_name = staticmethod(b.sql.login_name)
+    """Just enough of _sql_client's logins for reconcile_tenant's create path."""
 
     def __init__(self, new_password_works=True):
         self.new_password_works = new_password_works
@@ -514,6 +427,7 @@ class SinkSQL:
         session = type("S", (), {"closed": False, "queries": [], "passwords": []})()
         session.close = lambda: setattr(session, "closed", True)
         session.set_password = lambda user, pw: session.passwords.append((user, pw))
+        session.add_secret = lambda value: None
         self.sessions.append(session)
         return session
 
@@ -524,31 +438,25 @@ class SinkSQL:
 
 
 def test_session_sink_receives_the_rotation_session(monkeypatch):
-    from ansible_collections.pgtikv.cloud.plugins.module_utils import _tenant as t
-
     monkeypatch.setattr(t._Reconciler, "sql_port_error", lambda self: None)
     fake, got = SinkSQL(), []
-    res = t.reconcile_tenant(SinkPD(), {}, t.TenantSpec(name="acme_corp", admin_password="New-pass-1"), current=None, sql=fake, session_sink=got.append)
+    res = reconcile(fake, SinkPD(), {}, t.TenantSpec(name="acme_corp", admin_password="New-pass-1"), current=None, session_sink=got.append)
     assert res["admin_rotated"] and got == fake.sessions and len(got) == 1
     assert not got[0].closed and got[0].passwords == [("admin", "New-pass-1")]
 
 
 def test_session_sink_is_not_fed_when_verification_fails(monkeypatch):
-    from ansible_collections.pgtikv.cloud.plugins.module_utils import _tenant as t
-
     monkeypatch.setattr(t._Reconciler, "sql_port_error", lambda self: None)
     fake, got = SinkSQL(new_password_works=False), []
     with pytest.raises(t.TenantError):
-        t.reconcile_tenant(SinkPD(), {}, t.TenantSpec(name="acme_corp", admin_password="New-pass-1"), current=None, sql=fake, session_sink=got.append)
+        reconcile(fake, SinkPD(), {}, t.TenantSpec(name="acme_corp", admin_password="New-pass-1"), current=None, session_sink=got.append)
     assert got == [] and len(fake.sessions) == 1 and fake.sessions[0].closed
 
 
 def test_without_a_sink_the_session_is_closed(monkeypatch):
-    from ansible_collections.pgtikv.cloud.plugins.module_utils import _tenant as t
-
     monkeypatch.setattr(t._Reconciler, "sql_port_error", lambda self: None)
     fake = SinkSQL()
-    t.reconcile_tenant(SinkPD(), {}, t.TenantSpec(name="acme_corp", admin_password="New-pass-1"), current=None, sql=fake)
+    reconcile(fake, SinkPD(), {}, t.TenantSpec(name="acme_corp", admin_password="New-pass-1"), current=None)
     assert len(fake.sessions) == 1 and fake.sessions[0].closed
 
 
@@ -571,15 +479,13 @@ class NoopSQL(SinkSQL):
 
 @pytest.mark.parametrize("prove", [False, True])
 def test_admins_proving_login_is_the_session_handed_over(prove):
-    from ansible_collections.pgtikv.cloud.plugins.module_utils import _tenant as t
-
     fake, got = NoopSQL(), []
-    res = t.reconcile_tenant(
+    res = reconcile(
+        fake,
         SinkPD(),
         {},
         t.TenantSpec(name="acme_corp", admin_password="A-pass-1"),
         current=_existing(),
-        sql=fake,
         session_sink=got.append,
         confirm_pd=False,
         prove_bootstrap_refused=prove,
@@ -591,22 +497,18 @@ def test_admins_proving_login_is_the_session_handed_over(prove):
 
 
 def test_without_a_sink_the_proving_session_is_closed():
-    from ansible_collections.pgtikv.cloud.plugins.module_utils import _tenant as t
-
     fake = NoopSQL()
-    t.reconcile_tenant(SinkPD(), {}, t.TenantSpec(name="acme_corp", admin_password="A-pass-1"), current=_existing(), sql=fake, confirm_pd=False)
+    reconcile(fake, SinkPD(), {}, t.TenantSpec(name="acme_corp", admin_password="A-pass-1"), current=_existing(), confirm_pd=False)
     assert len(fake.sessions) == 1 and fake.sessions[0].closed
 
 
 def test_bootstrap_password_that_still_logs_in_is_reported():
-    from ansible_collections.pgtikv.cloud.plugins.module_utils import _tenant as t
-
-    res = t.reconcile_tenant(
+    res = reconcile(
+        NoopSQL(bootstrap_works=True),
         SinkPD(),
         {},
         t.TenantSpec(name="acme_corp", admin_password="A-pass-1"),
         current=_existing(),
-        sql=NoopSQL(bootstrap_works=True),
         confirm_pd=False,
         prove_bootstrap_refused=True,
     )
@@ -624,11 +526,56 @@ def test_verification_tests_again_only_what_the_reconcile_did_not_prove(monkeypa
     item = entry("acme_corp", admin_password="A-pass-1", users=[{"name": "app", "password": "U-pass-1"}, {"name": "ro", "password": "R-pass-1"}])
     passwords = {"app": "U-pass-1", "ro": "R-pass-1"}
     everything = {"admin": True, "bootstrap_refused": True, "users": {"app", "ro"}}
-    out = b.verify_tenant({}, "acme_corp", _existing(), "A-pass-1", passwords, item, proven=everything)
+    out = v.verify_tenant({}, "acme_corp", _existing(), "A-pass-1", passwords, item, proven=everything)
     assert out["complete"] and probes == []
-    out = b.verify_tenant({}, "acme_corp", _existing(), "A-pass-1", passwords, item, proven={"admin": True, "users": {"app"}})
+    out = v.verify_tenant({}, "acme_corp", _existing(), "A-pass-1", passwords, item, proven={"admin": True, "users": {"app"}})
     assert out["complete"] and probes == ["admin/admin", "ro"]
     # What the reconcile proved never stands in for the keyspace state PD reports.
     del probes[:]
-    out = b.verify_tenant({}, "acme_corp", _existing("DISABLED"), "A-pass-1", passwords, item, proven=everything)
+    out = v.verify_tenant({}, "acme_corp", _existing("DISABLED"), "A-pass-1", passwords, item, proven=everything)
     assert not out["complete"] and out["problems"] == ["keyspace is DISABLED in PD, not ENABLED"]
+
+
+# ---------------------------------------------------------------- what the module calls
+
+
+def test_gathered_is_config_shaped_with_pd_s_view_beside_it():
+    keyspaces = [{"id": 1, "name": "acme_corp", "state": "ARCHIVED", "config": {"tier": "gold", "user_kind": "basic"}}]
+    out = b.run_fleet({}, [], "gathered", False, pd=StaticPD(keyspaces))
+    assert out["gathered"] == [{"name": "acme_corp", "state": "archived", "config": {"tier": "gold"}}]
+    assert out["keyspaces"][0]["id"] == 1 and out["keyspaces"][0]["server_managed_config"] == {"user_kind": "basic"}
+    assert "verification" not in out and "pd_requests" not in out and out["pd_calls"] == {"GET list": 1}
+
+
+def test_gathered_verification_is_by_tenant_name_missing_ones_included(world):
+    items = [entry("acme_corp", admin_password="A-pass-1"), entry("gone_co", admin_password="G-pass-1")]
+    out = b.run_fleet(PARAMS, items, "gathered", False, pd=StaticPD([{"id": 1, "name": "acme_corp", "state": "ENABLED"}]))
+    assert sorted(out["verification"]) == ["acme_corp", "gone_co"] and out["missing"] == ["gone_co"]
+    assert out["verification"]["acme_corp"]["complete"] and not out["verification"]["gone_co"]["complete"]
+    assert [g["name"] for g in out["gathered"]] == ["acme_corp"] and out["failed"]
+
+
+def test_check_mode_drift_covers_entries_that_never_ran(world):
+    items = [entry("acme_corp", admin_password="A-pass-1"), entry("Bad.Name")]
+    out = b.run_fleet(dict(PARAMS, verify=False), items, "merged", True, pd=StaticPD([]), shape=r.tenant_shaper(True, compact=True))
+    drift = {t["name"]: t["drift"] for t in out["tenants"]}
+    assert drift["acme_corp"] == ["keyspace missing in PD"]
+    assert drift["Bad.Name"][0].startswith("cannot be checked: invalid entry, nothing was done: ")
+    assert out["summary"]["drifted"] == 2 and out["summary"]["drift_items"] == 2
+
+
+@pytest.mark.parametrize(
+    "options,text",
+    [
+        ({"max_workers": 0}, "max_workers must be between 1 and 64"),
+        ({"timeout": 0}, "timeout must be a number of seconds greater than 0"),
+        ({"list_page_size": 0}, "list_page_size must be 1 or more"),
+        ({"state": "overridden"}, "set allow_disable_unlisted: true to confirm"),
+    ],
+)
+def test_manage_fleet_refuses_its_options_before_any_work(options, text):
+    params = dict({"max_workers": 8, "timeout": 1800, "list_page_size": 100, "state": "merged", "details": False, "config": []}, **options)
+    with pytest.raises(TaskError) as exc:
+        b.manage_fleet(params, False, False, [])
+    assert exc.value.message.startswith(text) or text in exc.value.message
+    assert exc.value.result == {}

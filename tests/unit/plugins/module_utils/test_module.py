@@ -5,11 +5,14 @@ SQL connection options taken from module params (_common.sql_params_from)."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
+from ansible.module_utils.common.parameters import remove_values
 
 from ansible_collections.pgtikv.cloud.plugins.module_utils import _module as m
 from ansible_collections.pgtikv.cloud.plugins.module_utils import _pd_client, _sql_client
-from ansible_collections.pgtikv.cloud.plugins.module_utils._common import sql_argument_spec, sql_params_from
+from ansible_collections.pgtikv.cloud.plugins.module_utils._common import TaskError, sql_argument_spec, sql_params_from
 
 
 class Answered(Exception):
@@ -77,11 +80,12 @@ def test_require_libraries(monkeypatch, library, where, flag):
     assert got.failed and library in got.result["msg"] and "exception" in got.result
 
 
-def test_pd_client_or_fail():
-    client = m.pd_client_or_fail(FakeModule(params={"pd_endpoints": ["pd:1"], "pd_timeout": 3}))
-    assert client.endpoints == ["http://pd:1"] and client.timeout == 3.0
-    got = answer(m.pd_client_or_fail, FakeModule(params={"pd_endpoints": ["pd:1"], "pd_client_key": "/k.pem"}))
-    assert got.failed and got.result == {"changed": False, "msg": "pd_client_key needs pd_client_cert"}
+def test_failure_is_the_partial_result_and_the_message(monkeypatch):
+    assert m.failure(TaskError("it broke", result={"changed": True})) == ({"changed": True}, "it broke")
+    monkeypatch.setattr(_sql_client, "PSYCOPG2_IMPORT_ERROR", ImportError("no psycopg2"))
+    result, msg = m.failure(TaskError("psycopg2 is required", kind="missing_library", result={"changed": False}, library="psycopg2"))
+    assert "psycopg2" in msg and "Failed to import the required Python library" in msg
+    assert result == {"changed": False, "exception": "no psycopg2"}
 
 
 def test_sql_params_are_the_sql_options():
@@ -115,10 +119,6 @@ def test_only_the_no_log_values_that_occur_are_handed_to_ansible_masking():
 
 
 def test_ansible_masks_exactly_as_with_every_no_log_value():
-    import random
-
-    from ansible.module_utils.common.parameters import remove_values
-
     rng = random.Random(7)
     alphabet = "ab'\\*é x"
     secrets = {"".join(rng.choice(alphabet) for _i in range(rng.randint(1, 6))) for _j in range(40)}

@@ -307,3 +307,35 @@ def test_a_server_that_answers_no_statement_is_not_remembered():
             assert not down.has_role_catalog and len(down.ran) == 2
     finally:
         c.forget_detections()
+
+
+# ---------------------------------------------------------------- login helpers
+
+
+def _refusing_raw_connect(kind):
+    def raw_connect(sql_params, tenant, user, password):
+        if kind == "refused":
+            raise c.LoginRefused("refused", server_message="password authentication failed", sqlstate="28P01")
+        if kind == "nologin":
+            raise c.LoginNotPermitted("nologin", server_message="role is not permitted to log in")
+        raise c.ServerUnreachable("cannot reach the SQL server at h:1: connection refused")
+
+    return raw_connect
+
+
+@pytest.mark.parametrize("kind,text", [("refused", "the tenant exists in PD, so the login_password is wrong"), ("nologin", "has NOLOGIN")])
+def test_login_as_says_what_to_fix(monkeypatch, kind, text):
+    monkeypatch.setattr(c, "_raw_connect", _refusing_raw_connect(kind))
+    with pytest.raises(c.SQLClientError) as exc:
+        c.login_as({}, "acme", "bob", "pw")
+    assert str(exc.value).startswith("cannot log in as 'acme.bob': ") and text in str(exc.value)
+    with pytest.raises(c.LoginRefused, match="wrong login_password or unknown login_user") if kind == "refused" else pytest.raises(c.LoginNotPermitted):
+        c.login_as({}, None, "bob", "pw")
+
+
+@pytest.mark.parametrize(
+    "kind,outcome", [("refused", "refused"), ("nologin", "nologin"), ("down", "error: cannot reach the SQL server at h:1: connection refused")]
+)
+def test_login_outcome_never_raises(monkeypatch, kind, outcome):
+    monkeypatch.setattr(c, "_raw_connect", _refusing_raw_connect(kind))
+    assert c.login_outcome({}, "acme", "bob", "pw") == outcome

@@ -5,12 +5,26 @@ diff, DSN encoding, filters, and that planning refuses before any write."""
 
 from __future__ import annotations
 
+import ast
+import inspect
 import re
 from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from ansible_collections.pgtikv.cloud.plugins.module_utils import _common as common
+from ansible_collections.pgtikv.cloud.plugins.module_utils import _keyspace as k
+from ansible_collections.pgtikv.cloud.plugins.module_utils import _sql_client as c
 from ansible_collections.pgtikv.cloud.plugins.module_utils import _tenant as t
+from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import MAX_CONFIG_BYTES, PDError
+from ansible_collections.pgtikv.cloud.tests.unit.plugins.module_utils.sql_fakes import NoSQL, patched_sql
+
+
+def reconcile(fake, *args, **kwargs):
+    """reconcile_tenant with the SQL client's logins answered by ``fake``."""
+    with patched_sql(fake):
+        return t.reconcile_tenant(*args, **kwargs)
+
 
 # ---------------------------------------------------------------- validation
 
@@ -54,7 +68,7 @@ def test_existing_keyspace_names_pd_accepts_pass_validation(name):
 def test_creation_rule_is_applied_before_a_create(name, text, check_mode, monkeypatch):
     monkeypatch.setattr(t._Reconciler, "sql_port_error", lambda self: None)
     with pytest.raises(t.TenantError) as exc:
-        t.reconcile_tenant(RecordingPD(None), {}, t.TenantSpec(name=name), check_mode=check_mode, sql=NoSQL())
+        reconcile(NoSQL(), RecordingPD(None), {}, t.TenantSpec(name=name), check_mode=check_mode)
     assert exc.value.kind == "validation" and text in str(exc.value)
     assert "Nothing was changed" in str(exc.value) and exc.value.result["changed"] is False
 
@@ -95,23 +109,23 @@ def test_errors_never_contain_the_password():
 
 
 def test_normalize_config():
-    user, managed, errors = t.normalize_config({"a": "1", "b": 2, "c": None, "region_bound_type": "txn"})
+    user, managed, errors = k.normalize_config({"a": "1", "b": 2, "c": None, "region_bound_type": "txn"})
     assert user == {"a": "1", "b": "2", "c": None}
     assert managed == ["region_bound_type"]
     assert errors == []
-    assert t.normalize_config(None) == (None, [], [])
+    assert k.normalize_config(None) == (None, [], [])
 
 
 def test_config_patch_merge_semantics():
     current = {"a": "1", "b": "2", "gc_management_type": "unified"}
-    assert t.config_patch(current, {"a": "1"}) == {}
-    assert t.config_patch(current, {"a": "9", "b": None, "z": None, "n": "new"}) == {"a": "9", "b": None, "n": "new"}
-    assert t.config_patch(current, None) == {}
-    assert t.apply_patch(current, {"a": "9", "b": None}) == {"a": "9", "gc_management_type": "unified"}
+    assert k.config_patch(current, {"a": "1"}) == {}
+    assert k.config_patch(current, {"a": "9", "b": None, "z": None, "n": "new"}) == {"a": "9", "b": None, "n": "new"}
+    assert k.config_patch(current, None) == {}
+    assert k.apply_patch(current, {"a": "9", "b": None}) == {"a": "9", "gc_management_type": "unified"}
 
 
 def test_split_config():
-    user, managed = t.split_config({"a": "1", "meta_service_group_addrs": "x"})
+    user, managed = k.split_config({"a": "1", "meta_service_group_addrs": "x"})
     assert user == {"a": "1"} and managed == {"meta_service_group_addrs": "x"}
 
 
@@ -133,7 +147,7 @@ def test_split_config():
     ],
 )
 def test_plan_transitions(current, target, path):
-    assert t.plan_transitions(current, target) == path
+    assert k.plan_transitions(current, target) == path
 
 
 @pytest.mark.parametrize(
@@ -148,7 +162,7 @@ def test_plan_transitions(current, target, path):
 )
 def test_plan_transitions_refuses(current, target, text):
     with pytest.raises(ValueError) as exc:
-        t.plan_transitions(current, target)
+        k.plan_transitions(current, target)
     assert text in str(exc.value)
 
 
@@ -157,7 +171,7 @@ def test_plan_transitions_refuses(current, target, text):
 
 def test_dsn_percent_encodes_every_special_character():
     password = "p@ss:w/o%rd'\"\\ #?&=+"
-    dsn = t.build_dsn("db.example.com", 5433, "acme.admin", password, "verify-full")
+    dsn = common.build_dsn("db.example.com", 5433, "acme.admin", password, "verify-full")
     parts = urlsplit(dsn)
     assert unquote(parts.password) == password
     assert parts.hostname == "db.example.com" and parts.port == 5433
@@ -169,23 +183,23 @@ def test_dsn_percent_encodes_every_special_character():
 
 
 def test_dsn_without_password_and_ipv6():
-    assert t.build_dsn("::1", 5433, "a.admin") == "postgresql://a.admin@[::1]:5433/postgres"
+    assert common.build_dsn("::1", 5433, "a.admin") == "postgresql://a.admin@[::1]:5433/postgres"
 
 
 def test_connection_info_full_dsn_only_with_password():
-    info = t.connection_info({"pg_host": "h", "pg_port": 1, "ssl_mode": "require"}, "acme")
+    info = common.connection_info({"pg_host": "h", "pg_port": 1, "ssl_mode": "require"}, "acme")
     assert info["user"] == "acme.admin" and "full_dsn" not in info and ":" not in info["dsn"].split("@")[0][13:]
-    info = t.connection_info({"pg_host": "h", "pg_port": 1}, "acme", password="x@y")
+    info = common.connection_info({"pg_host": "h", "pg_port": 1}, "acme", password="x@y")
     assert info["full_dsn"] == "postgresql://acme.admin:x%40y@h:1/postgres"
 
 
 def test_keyspace_view():
-    view = t.keyspace_view(
+    view = k.keyspace_view(
         {"id": 3, "name": "a", "state": "ENABLED", "created_at": 1755763078, "state_changed_at": 1755763078, "config": {"k": "v", "user_kind": "basic"}}
     )
     assert view["created"] == "2025-08-21T07:57:58Z"
     assert view["server_managed_config"] == {"user_kind": "basic"}
-    assert t.keyspace_view(None) is None
+    assert k.keyspace_view(None) is None
 
 
 def names(items):
@@ -200,10 +214,10 @@ def test_filter_keyspaces():
         {"id": 3, "name": "acme_b", "state": "TOMBSTONE"},
         {"id": 4, "name": "beta", "state": "DISABLED"},
     ]
-    assert names(t.filter_keyspaces(ks)) == ["acme_a", "acme_b", "beta"]
-    assert names(t.filter_keyspaces(ks, include_reserved=True)) == ["DEFAULT", "default", "acme_a", "acme_b", "beta"]
-    assert names(t.filter_keyspaces(ks, states=["enabled", "disabled"])) == ["acme_a", "beta"]
-    assert names(t.filter_keyspaces(ks, name_pattern="acme_*")) == ["acme_a", "acme_b"]
+    assert names(k.filter_keyspaces(ks)) == ["acme_a", "acme_b", "beta"]
+    assert names(k.filter_keyspaces(ks, include_reserved=True)) == ["DEFAULT", "default", "acme_a", "acme_b", "beta"]
+    assert names(k.filter_keyspaces(ks, states=["enabled", "disabled"])) == ["acme_a", "beta"]
+    assert names(k.filter_keyspaces(ks, name_pattern="acme_*")) == ["acme_a", "acme_b"]
 
 
 # ---------------------------------------------------------------- planning refuses before writing
@@ -232,13 +246,6 @@ class RecordingPD:
     create_keyspace = set_state = patch_config = _write
 
 
-class NoSQL:
-    HAS_PSYCOPG2 = True
-
-    def __getattr__(self, name):
-        raise AssertionError("SQL was used: " + name)
-
-
 def ks(state, config=None):
     return {"id": 5, "name": "acme_corp", "state": state, "created_at": 1, "state_changed_at": 1, "config": config or {}}
 
@@ -256,7 +263,7 @@ def ks(state, config=None):
 def test_refused_before_any_write(state, spec_kwargs, kind):
     spec = t.TenantSpec(name="acme_corp", **spec_kwargs)
     with pytest.raises(t.TenantError) as exc:
-        t.reconcile_tenant(RecordingPD(ks(state)), {}, spec, sql=NoSQL())
+        reconcile(NoSQL(), RecordingPD(ks(state)), {}, spec)
     assert exc.value.kind == kind
     assert exc.value.result["changed"] is False
     assert "Nothing was changed" in str(exc.value)
@@ -264,14 +271,14 @@ def test_refused_before_any_write(state, spec_kwargs, kind):
 
 def test_decommission_of_missing_tenant_is_a_noop():
     spec = t.TenantSpec(name="acme_corp", state="tombstone", confirm_tombstone="acme_corp")
-    result = t.reconcile_tenant(RecordingPD(None), {}, spec, sql=NoSQL())
+    result = reconcile(NoSQL(), RecordingPD(None), {}, spec)
     assert result["changed"] is False and result["exists"] is False and result["warnings"]
 
 
 def test_check_mode_create_plans_without_writing_or_sql(monkeypatch):
     monkeypatch.setattr(t._Reconciler, "sql_port_error", lambda self: None)
     spec = t.TenantSpec(name="acme_corp", config={"plan": "gold", "gone": None})
-    result = t.reconcile_tenant(RecordingPD(None), {}, spec, check_mode=True, sql=NoSQL())
+    result = reconcile(NoSQL(), RecordingPD(None), {}, spec, check_mode=True)
     assert result["changed"] is True
     assert result["state_path"] == ["ENABLED"]
     assert result["config_patch"] == {"plan": "gold"}
@@ -282,7 +289,7 @@ def test_check_mode_create_plans_without_writing_or_sql(monkeypatch):
 
 def test_check_mode_pd_only_walk():
     spec = t.TenantSpec(name="acme_corp", state="tombstone", lock_users=[], confirm_tombstone="acme_corp", config={"a": None})
-    result = t.reconcile_tenant(RecordingPD(ks("ENABLED", {"a": "1"})), {}, spec, check_mode=True, sql=NoSQL())
+    result = reconcile(NoSQL(), RecordingPD(ks("ENABLED", {"a": "1"})), {}, spec, check_mode=True)
     assert result["state_path"] == ["DISABLED", "ARCHIVED", "TOMBSTONE"]
     assert result["config_patch"] == {"a": None}
     assert result["diff"]["after"]["state"] == "TOMBSTONE" and result["diff"]["after"]["config"] == {}
@@ -302,23 +309,10 @@ class CreatingPD(RecordingPD):
 class DownSQL:
     """The SQL side after the TCP pre-flight: every login fails as unreachable."""
 
-    HAS_PSYCOPG2 = True
-
-    class SQLClientError(Exception):
-        pass
-
-    class ServerUnreachable(SQLClientError):
-        pass
-
-    class LoginRefused(SQLClientError):
-        pass
-
-    class LoginNotPermitted(SQLClientError):
-        pass
-
-    @staticmethod
-    def login_name(tenant, user):
-        return "%s.%s" % (tenant, user)
+    SQLClientError = c.SQLClientError
+    ServerUnreachable = c.ServerUnreachable
+    LoginRefused = c.LoginRefused
+    LoginNotPermitted = c.LoginNotPermitted
 
     def connect(self, *args):
         raise self.ServerUnreachable("cannot reach the SQL server at h:1: connection refused")
@@ -331,7 +325,7 @@ def test_half_done_create_says_what_state_it_is_in(monkeypatch):
     pd = CreatingPD()
     spec = t.TenantSpec(name="acme_corp", admin_password="Secret-1")
     with pytest.raises(t.TenantError) as exc:
-        t.reconcile_tenant(pd, {"pg_host": "h", "pg_port": 1}, spec, sql=DownSQL())
+        reconcile(DownSQL(), pd, {"pg_host": "h", "pg_port": 1}, spec)
     msg = str(exc.value)
     assert exc.value.kind == "sql_unreachable"
     assert exc.value.result["changed"] is True
@@ -345,7 +339,7 @@ def test_create_refused_when_pg_tikv_port_is_closed(monkeypatch):
     monkeypatch.setattr(t._Reconciler, "sql_port_error", lambda self: "pg-tikv is unreachable at h:1 (refused)")
     pd = CreatingPD()
     with pytest.raises(t.TenantError) as exc:
-        t.reconcile_tenant(pd, {}, t.TenantSpec(name="acme_corp"), sql=DownSQL())
+        reconcile(DownSQL(), pd, {}, t.TenantSpec(name="acme_corp"))
     assert pd.created is None
     assert exc.value.result["changed"] is False
     assert "Nothing was changed" in str(exc.value)
@@ -371,8 +365,6 @@ class CollidingPD(RecordingPD):
         return None
 
     def create_keyspace(self, name, config=None):
-        from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import PDError
-
         self.creates += 1
         if self.creates <= self.collisions:
             raise PDError("exists", kind="exists")
@@ -381,14 +373,14 @@ class CollidingPD(RecordingPD):
 
 def test_create_retries_an_id_collision_after_re_reading():
     pd = CollidingPD(collisions=2)
-    rec = t._Reconciler(pd, {}, t.TenantSpec(name="acme_corp"), False, DownSQL())
+    rec = t._Reconciler(pd, {}, t.TenantSpec(name="acme_corp"), False)
     keyspace, created = rec._create_keyspace({})
     assert created is True and keyspace["id"] == 8 and pd.creates == 3
 
 
 def test_create_gives_up_after_bounded_collisions():
     pd = CollidingPD(collisions=99)
-    rec = t._Reconciler(pd, {}, t.TenantSpec(name="acme_corp"), False, DownSQL())
+    rec = t._Reconciler(pd, {}, t.TenantSpec(name="acme_corp"), False)
     with pytest.raises(t.TenantError) as exc:
         rec._create_keyspace({})
     assert pd.creates == t.CREATE_ATTEMPTS and "re-run the task" in str(exc.value)
@@ -396,12 +388,12 @@ def test_create_gives_up_after_bounded_collisions():
 
 def test_create_race_converges_the_existing_keyspace():
     pd = CollidingPD(collisions=1, appears=True)
-    rec = t._Reconciler(pd, {}, t.TenantSpec(name="acme_corp"), False, DownSQL())
+    rec = t._Reconciler(pd, {}, t.TenantSpec(name="acme_corp"), False)
     keyspace, created = rec._create_keyspace({})
     assert created is False and keyspace["id"] == 7
 
 
-# ---------------------------------------------------------------- login_first (shared with _bulk)
+# ---------------------------------------------------------------- the SQL client's login_first, as the reconciler uses it
 
 
 class LoginSQL(DownSQL):
@@ -423,41 +415,44 @@ class LoginSQL(DownSQL):
 
 def test_login_first_moves_past_refusals_and_skips_candidates_without_password():
     sql = LoginSQL()
-    session, user, refused = t.login_first(
-        sql,
-        {},
-        "acme_corp",
-        [("nopw", None, "no password"), ("admin", "wrong", "first"), ("locked", "pw", "second"), ("app", "pw", "third"), ("later", "pw", "never tried")],
-    )
+    candidates = [
+        ("nopw", None, "no password"),
+        ("admin", "wrong", "first"),
+        ("locked", "pw", "second"),
+        ("app", "pw", "third"),
+        ("later", "pw", "never tried"),
+    ]
+    with patched_sql(sql):
+        session, user, refused = c.login_first({}, "acme_corp", candidates)
     assert session == ("session", "acme_corp", "app") and user == "app"
-    assert [(label, type(exc)) for label, exc in refused] == [("first", sql.LoginRefused), ("second", sql.LoginNotPermitted)]
+    assert [(label, type(exc)) for label, exc in refused] == [("first", c.LoginRefused), ("second", c.LoginNotPermitted)]
     assert sql.calls == [("acme_corp", "admin", "wrong"), ("acme_corp", "locked", "pw"), ("acme_corp", "app", "pw")]
 
 
 def test_login_first_when_nothing_logs_in():
-    sql = LoginSQL()
-    assert t.login_first(sql, {}, "acme_corp", []) == (None, None, [])
-    session, user, refused = t.login_first(sql, {}, "acme_corp", [("admin", "wrong", "only")])
+    with patched_sql(LoginSQL()):
+        assert c.login_first({}, "acme_corp", []) == (None, None, [])
+        session, user, refused = c.login_first({}, "acme_corp", [("admin", "wrong", "only")])
     assert session is None and user is None and [label for label, _exc in refused] == ["only"]
 
 
 def test_login_first_raises_what_is_not_a_refusal():
     sql = LoginSQL()
-    with pytest.raises(sql.ServerUnreachable):
-        t.login_first(sql, {}, "acme_corp", [("admin", "down", "first"), ("admin", "pw", "second")])
+    with patched_sql(sql), pytest.raises(c.ServerUnreachable):
+        c.login_first({}, "acme_corp", [("admin", "down", "first"), ("admin", "pw", "second")])
     assert len(sql.calls) == 1
 
 
 def test_reconciler_names_every_refused_candidate():
-    rec = t._Reconciler(None, {}, t.TenantSpec(name="acme_corp"), False, LoginSQL())
-    with pytest.raises(t.TenantError) as exc:
+    rec = t._Reconciler(None, {}, t.TenantSpec(name="acme_corp"), False)
+    with patched_sql(LoginSQL()), pytest.raises(t.TenantError) as exc:
         rec.open_session([("admin", "wrong", "admin with admin_password"), ("locked", "pw", "login_user 'locked'")], "lock SQL logins")
     assert exc.value.kind == "sql_auth"
     assert ("cannot log in to tenant 'acme_corp' to lock SQL logins: tried admin with admin_password (refused), login_user 'locked' (NOLOGIN). ") in str(
         exc.value
     )
-    rec = t._Reconciler(None, {}, t.TenantSpec(name="acme_corp"), False, LoginSQL())
-    with pytest.raises(t.TenantError) as exc:
+    rec = t._Reconciler(None, {}, t.TenantSpec(name="acme_corp"), False)
+    with patched_sql(LoginSQL()), pytest.raises(t.TenantError) as exc:
         rec.open_session([("admin", "down", "admin with admin_password")], "lock SQL logins")
     assert exc.value.kind == "sql_unreachable"
 
@@ -479,8 +474,6 @@ class ErrorCreatePD(RecordingPD):
         return self.stored if self.creates else None
 
     def create_keyspace(self, name, config=None):
-        from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import PDError
-
         self.creates += 1
         raise PDError("PD answered HTTP 500 to POST /pd/api/v2/keyspaces: etcdserver: request is too large", kind="server_error", status=500)
 
@@ -500,6 +493,9 @@ class RotatingSQL(DownSQL):
         class Session:
             queries = []
 
+            def add_secret(self, value):
+                pass
+
             def set_password(self, user, new):
                 sql.password = new
 
@@ -516,7 +512,7 @@ def test_failed_create_that_left_the_keyspace_is_finished_as_created(monkeypatch
     monkeypatch.setattr(t._Reconciler, "sql_port_error", lambda self: None)
     pd = ErrorCreatePD({"id": 4, "name": "acme_corp", "state": "ENABLED", "config": {"plan": "gold"}})
     sql = RotatingSQL()
-    result = t.reconcile_tenant(pd, {}, t.TenantSpec(name="acme_corp", admin_password="New-pw-1", config={"plan": "gold"}), sql=sql)
+    result = reconcile(sql, pd, {}, t.TenantSpec(name="acme_corp", admin_password="New-pw-1", config={"plan": "gold"}))
     assert pd.creates == 1 and pd.reads == 2  # the read before the create, the re-read after it
     assert result["changed"] is True and result["exists"] is True and result["state_path"] == ["ENABLED"]
     assert result["admin_rotated"] is True and result["fully_provisioned"] is True and sql.password == "New-pw-1"
@@ -528,42 +524,38 @@ def test_failed_create_that_left_nothing_fails_saying_so(monkeypatch):
     monkeypatch.setattr(t._Reconciler, "sql_port_error", lambda self: None)
     pd = ErrorCreatePD(None)
     with pytest.raises(t.TenantError) as exc:
-        t.reconcile_tenant(pd, {}, t.TenantSpec(name="acme_corp"), sql=NoSQL())
+        reconcile(NoSQL(), pd, {}, t.TenantSpec(name="acme_corp"))
     assert exc.value.kind == "pd" and exc.value.result["changed"] is False
     assert "HTTP 500" in str(exc.value) and "Re-reading shows no such keyspace, so nothing was created" in str(exc.value)
 
 
 def test_failed_create_that_left_another_config_converges_it(monkeypatch):
     pd = ErrorCreatePD({"id": 4, "name": "acme_corp", "state": "ENABLED", "config": {"plan": "other"}})
-    rec = t._Reconciler(pd, {}, t.TenantSpec(name="acme_corp", config={"plan": "gold"}), False, NoSQL())
+    rec = t._Reconciler(pd, {}, t.TenantSpec(name="acme_corp", config={"plan": "gold"}), False)
     keyspace, created = rec._create_keyspace({"plan": "gold"})
     assert created is False and keyspace["id"] == 4
     assert any("managed as an existing tenant" in w for w in rec.result["warnings"])
 
 
 def test_create_refused_by_pd_is_not_re_read():
-    from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import PDError
-
     class RefusingPD(ErrorCreatePD):
         def create_keyspace(self, name, config=None):
             self.creates += 1
             raise PDError("illegal keyspace name", kind="illegal_name", status=500)
 
     pd = RefusingPD(None)
-    rec = t._Reconciler(pd, {}, t.TenantSpec(name="acme_corp"), False, NoSQL())
+    rec = t._Reconciler(pd, {}, t.TenantSpec(name="acme_corp"), False)
     with pytest.raises(t.TenantError):
         rec._create_keyspace({})
     assert pd.reads == 0
 
 
 def test_oversized_config_is_refused_before_any_write():
-    from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import MAX_CONFIG_BYTES
-
     spec = t.TenantSpec(name="acme_corp", config={"blob": "x" * MAX_CONFIG_BYTES})
     errors = t.validate_spec(spec)
     assert any("at most 65536 bytes (64 KiB)" in e for e in errors), errors
     with pytest.raises(t.TenantError) as exc:
-        t.reconcile_tenant(RecordingPD(ks("ENABLED")), {}, spec, sql=NoSQL())
+        reconcile(NoSQL(), RecordingPD(ks("ENABLED")), {}, spec)
     assert exc.value.kind == "validation"
 
 
@@ -619,7 +611,7 @@ def test_pd_gone_after_the_pd_read_is_never_unchanged_or_verified(check_mode):
     sql = RefusingSQL()
     pd = DyingPD(ks("ENABLED"))
     with pytest.raises(t.TenantError) as exc:
-        t.reconcile_tenant(pd, {}, t.TenantSpec(name="acme_corp"), check_mode=check_mode, sql=sql)
+        reconcile(sql, pd, {}, t.TenantSpec(name="acme_corp"), check_mode=check_mode)
     assert exc.value.kind == "pd_unreachable"
     assert "PD stopped answering after the SQL checks" in str(exc.value) and "NOT verified" in str(exc.value)
     assert exc.value.result["fully_provisioned"] is False
@@ -628,14 +620,14 @@ def test_pd_gone_after_the_pd_read_is_never_unchanged_or_verified(check_mode):
 
 def test_refused_probe_is_trusted_when_pd_still_answers():
     pd = DyingPD(ks("ENABLED"), dies=False)
-    result = t.reconcile_tenant(pd, {}, t.TenantSpec(name="acme_corp"), sql=RefusingSQL())
+    result = reconcile(RefusingSQL(), pd, {}, t.TenantSpec(name="acme_corp"))
     assert result["changed"] is False and result["fully_provisioned"] is True
     assert pd.requests == [("GET", "/pd/api/v1/version")]
 
 
 def test_no_refusal_no_extra_pd_request():
     pd = DyingPD(ks("ENABLED"))
-    t.reconcile_tenant(pd, {}, t.TenantSpec(name="acme_corp", state="disabled", lock_users=[]), check_mode=True, sql=NoSQL())
+    reconcile(NoSQL(), pd, {}, t.TenantSpec(name="acme_corp", state="disabled", lock_users=[]), check_mode=True)
     assert pd.requests == []
 
 
@@ -672,7 +664,7 @@ class LostReplySQL(DownSQL):
 def test_lost_reply_keeps_the_generated_password_and_claims_no_bootstrap(monkeypatch):
     monkeypatch.setattr(t._Reconciler, "sql_port_error", lambda self: None)
     with pytest.raises(t.TenantError) as exc:
-        t.reconcile_tenant(CreatingPD(), {}, t.TenantSpec(name="acme_corp"), sql=LostReplySQL(), confirm_pd=False)
+        reconcile(LostReplySQL(), CreatingPD(), {}, t.TenantSpec(name="acme_corp"), confirm_pd=False)
     result = exc.value.result
     assert exc.value.kind == "sql_lost_reply"
     assert "may or may not have applied it" in str(exc.value)
@@ -707,9 +699,65 @@ class PreviousPasswordSQL(LostReplySQL):
 def test_previous_admin_passwords_log_in_to_finish_a_rotation():
     sql = PreviousPasswordSQL()
     spec = t.TenantSpec(name="acme_corp", admin_password="new-pw", previous_admin_passwords=["gone-pw", "old-pw"])
-    result = t.reconcile_tenant(RecordingPD(ks("ENABLED")), {}, spec, sql=sql, confirm_pd=False)
+    result = reconcile(sql, RecordingPD(ks("ENABLED")), {}, spec, confirm_pd=False)
     assert sql.set_to == "new-pw" and result["admin_rotated"] and result["admin_login_proven"]
     assert sql.logins[-1] == "old-pw" and "gone-pw" in sql.logins
     # Without them the same state is a clear "wrong admin password".
     with pytest.raises(t.TenantError, match="wrong admin password"):
-        t.reconcile_tenant(RecordingPD(ks("ENABLED")), {}, t.TenantSpec(name="acme_corp", admin_password="x-pw"), sql=PreviousPasswordSQL(), confirm_pd=False)
+        reconcile(PreviousPasswordSQL(), RecordingPD(ks("ENABLED")), {}, t.TenantSpec(name="acme_corp", admin_password="x-pw"), confirm_pd=False)
+
+
+# ---------------------------------------------------------------- what the modules call
+
+
+def test_manage_tenant_refuses_pd_options_the_client_refuses():
+    with pytest.raises(common.TaskError) as exc:
+        t.manage_tenant({"name": "acme_corp", "pd_endpoints": ["pd:1"], "pd_client_key": "/k.pem"}, check_mode=True)
+    assert exc.value.message == "pd_client_key needs pd_client_cert" and exc.value.result == {"changed": False}
+
+
+def test_manage_tenant_reports_connection_and_pd_calls_also_on_failure(monkeypatch):
+    pd = RecordingPD(ks("ARCHIVED"))
+    pd.close = lambda: None
+    monkeypatch.setattr(t, "pd_client_from_params", lambda params: pd)
+    with pytest.raises(t.TenantError) as exc:
+        t.manage_tenant({"name": "acme_corp", "pg_host": "db", "pg_port": 5433}, check_mode=False)
+    assert exc.value.kind == "transition"
+    assert exc.value.result["connection"]["dsn"] == "postgresql://acme_corp.admin@db:5433/postgres"
+    assert exc.value.result["pd_requests"] == []
+
+
+def test_read_tenants_filters_and_adds_connections(monkeypatch):
+    class ListingPD(RecordingPD):
+        def iter_keyspaces(self, page_size=None):
+            return iter([ks("ENABLED"), {"id": 0, "name": "DEFAULT", "state": "ENABLED"}])
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(t, "pd_client_from_params", lambda params: ListingPD(None))
+    result = t.read_tenants({"pg_host": "db", "pg_port": 1})
+    assert [x["name"] for x in result["tenants"]] == ["acme_corp"] and result["scanned"] == 2 and result["count"] == 1
+    assert result["tenants"][0]["connection"]["user"] == "acme_corp.admin"
+    with pytest.raises(common.TaskError, match="page_size must be at least 1"):
+        t.read_tenants({"page_size": 0})
+
+
+def _imported(module):
+    tree = ast.parse(inspect.getsource(module))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            names.add(node.module)
+            names.update("%s.%s" % (node.module, alias.name) for alias in node.names)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return names
+
+
+def test_the_domain_files_do_not_import_the_ansible_glue():
+    """_keyspace is pure (no client, no Ansible); _tenant never imports _module (AnsibleModule plumbing)."""
+    glue = "ansible_collections.pgtikv.cloud.plugins.module_utils._module"
+    for mod in (k, t):
+        assert not any(name.startswith((glue, "ansible.module_utils.basic")) for name in _imported(mod))
+    assert not any(name.endswith(("._pd_client", "._sql_client")) or "._pd_client." in name or "._sql_client" in name for name in _imported(k))

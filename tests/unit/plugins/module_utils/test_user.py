@@ -11,6 +11,8 @@ import pytest
 
 from ansible_collections.pgtikv.cloud.plugins.module_utils import _sql_client as c
 from ansible_collections.pgtikv.cloud.plugins.module_utils import _user as u
+from ansible_collections.pgtikv.cloud.plugins.module_utils._common import TaskError
+from ansible_collections.pgtikv.cloud.tests.unit.plugins.module_utils.sql_fakes import NoSQL, patched_sql
 
 _STMT = re.compile(r'^(CREATE|ALTER|DROP) ROLE "((?:[^"]|"")*)"(?: WITH (.*))?$', re.DOTALL)
 
@@ -412,3 +414,51 @@ def test_a_user_known_to_be_missing_is_created_without_lookup_or_probe_first():
     res = u.reconcile_user(s, spec(name="app", password="pw1"), exists=False)
     assert s.lookups == [] and s.probes == ["app"]  # the one probe proves the new password
     assert res["created"] and res["password_proven"]
+
+
+# ---------------------------------------------------------------- what the modules call
+
+
+def _user_params(**extra):
+    params = {"tenant": None, "name": "app", "state": "present", "login_user": "admin", "login_password": "Pw-1", "password": "App-pw-1"}
+    params.update(extra)
+    return params
+
+
+class OneSession:
+    """connect() hands out one FakeSession (no tenant: PD is not asked)."""
+
+    def __init__(self, session):
+        self.session = session
+
+    def connect(self, sql_params, tenant, user, password):
+        return self.session
+
+
+@pytest.mark.parametrize("catalog", [False, True])
+def test_manage_user_returns_the_result_and_closes_the_session(catalog):
+    session = FakeSession(catalog)
+    session.close = lambda: setattr(session, "closed", True)
+    with patched_sql(OneSession(session)):
+        result = u.manage_user(_user_params(), check_mode=False, warnings=[])
+    assert result["changed"] and result["created"] and result["user"] == "app" and result["server"]["role_catalog"] is catalog
+    assert session.closed
+
+
+@pytest.mark.parametrize("catalog", [False, True])
+def test_manage_user_failure_after_a_write_reports_changed(catalog):
+    session = FakeSession(catalog)
+    session.close = lambda: None
+
+    # The statement runs; the login test then shows the password did not take.
+    session.password_matches = lambda *args, **kwargs: False
+    with patched_sql(OneSession(session)), pytest.raises(TaskError) as exc:
+        u.manage_user(_user_params(), check_mode=False, warnings=[])
+    assert exc.value.result["changed"] is True and exc.value.result["queries"] == session.writes and session.writes
+    assert "cannot log in" in exc.value.message
+
+
+def test_read_users_refuses_a_bad_name_before_logging_in():
+    with patched_sql(NoSQL()), pytest.raises(TaskError) as exc:
+        u.read_users({"names": ["bad\x00name"], "users": [], "tenant": None, "login_password": "Pw-1"}, warnings=[])
+    assert "NUL" in exc.value.message and exc.value.result == {}
