@@ -272,7 +272,7 @@ def test_timestamps_are_batched_but_never_older_than_the_request(double_factory,
             errors.append(helpers.raw_login(dbl.port, cached + ".admin", "admin")["error"])
 
         before = proxy.connections
-        threads = [threading.Thread(target=login) for _ in range(24)]
+        threads = [threading.Thread(target=login) for _login in range(24)]
         for thread in threads:
             thread.start()
         for thread in threads:

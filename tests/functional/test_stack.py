@@ -29,7 +29,10 @@ import psycopg2
 import pytest
 import requests
 
-HOW_TO_START = "start the stack with tests/stack/start, then `. $PGTIKV_STACK_DIR/env.sh` (default /dev/shm/pgtikv-stack/env.sh; /tmp/pgtikv-stack without a writable /dev/shm)"
+HOW_TO_START = (
+    "start the stack with tests/stack/start, then `. $PGTIKV_STACK_DIR/env.sh`"
+    " (default /dev/shm/pgtikv-stack/env.sh; /tmp/pgtikv-stack without a writable /dev/shm)"
+)
 TIMEOUT = 10  # seconds, for every HTTP call
 
 
