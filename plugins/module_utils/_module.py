@@ -12,7 +12,7 @@ from ansible.module_utils.basic import missing_required_lib
 from ansible.module_utils.common.warnings import get_warning_messages
 
 from ansible_collections.pgtikv.cloud.plugins.module_utils import _pd_client
-from ansible_collections.pgtikv.cloud.plugins.module_utils._common import hide_non_string_secrets, option_errors
+from ansible_collections.pgtikv.cloud.plugins.module_utils._common import TaskError, hide_non_string_secrets, option_errors
 
 
 def _import_state(library):
@@ -64,6 +64,21 @@ def check_options(module):
     if errors:
         hide_non_string_secrets(module.argument_spec, params)
         module.fail_json(msg="; ".join(errors), changed=False)
+
+
+def run_module(module, libraries, work):
+    """Every module's main() after AnsibleModule(): the shared option checks,
+    the libraries it needs, its work, and the answer. ``work(warnings)``
+    returns the result or raises TaskError with the partial result; it may
+    append to ``warnings``."""
+    check_options(module)
+    require_libraries(module, *libraries)
+    warnings = []
+    try:
+        result, failed_msg = work(warnings), None
+    except TaskError as error:
+        result, failed_msg = failure(error)
+    finish(module, result, warnings, failed_msg)
 
 
 def failure(error):

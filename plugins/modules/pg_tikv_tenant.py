@@ -355,12 +355,11 @@ pd_requests:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgtikv.cloud.plugins.module_utils._common import (
-    TaskError,
     pd_argument_spec,
     secret_store_argument_spec,
     sql_argument_spec,
 )
-from ansible_collections.pgtikv.cloud.plugins.module_utils._module import check_options, failure, finish, require_libraries
+from ansible_collections.pgtikv.cloud.plugins.module_utils._module import run_module
 from ansible_collections.pgtikv.cloud.plugins.module_utils._tenant import manage_tenant
 
 
@@ -385,15 +384,8 @@ def argument_spec():
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    check_options(module)
     # psycopg2 only when a step logs in: decommissioning a missing keyspace needs PD alone.
-    require_libraries(module, "requests")
-    warnings = []
-    try:
-        result, failed_msg = manage_tenant(module.params, module.check_mode), None
-    except TaskError as error:
-        result, failed_msg = failure(error)
-    finish(module, result, warnings, failed_msg)
+    run_module(module, ("requests",), lambda warnings: manage_tenant(module.params, module.check_mode))
 
 
 if __name__ == "__main__":

@@ -157,8 +157,8 @@ pd_requests:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pgtikv.cloud.plugins.module_utils._common import TaskError, pd_argument_spec, sql_argument_spec
-from ansible_collections.pgtikv.cloud.plugins.module_utils._module import check_options, failure, finish, require_libraries
+from ansible_collections.pgtikv.cloud.plugins.module_utils._common import pd_argument_spec, sql_argument_spec
+from ansible_collections.pgtikv.cloud.plugins.module_utils._module import run_module
 from ansible_collections.pgtikv.cloud.plugins.module_utils._tenant import read_tenants
 
 
@@ -180,14 +180,7 @@ def argument_spec():
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    check_options(module)
-    require_libraries(module, "requests")
-    warnings = []
-    try:
-        result, failed_msg = read_tenants(module.params), None
-    except TaskError as error:
-        result, failed_msg = failure(error)
-    finish(module, result, warnings, failed_msg)
+    run_module(module, ("requests",), lambda warnings: read_tenants(module.params))
 
 
 if __name__ == "__main__":

@@ -514,12 +514,11 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgtikv.cloud.plugins.module_utils._bulk import manage_fleet
 from ansible_collections.pgtikv.cloud.plugins.module_utils._common import (
-    TaskError,
     pd_argument_spec,
     secret_store_argument_spec,
     sql_argument_spec,
 )
-from ansible_collections.pgtikv.cloud.plugins.module_utils._module import check_options, failure, finish, require_libraries
+from ansible_collections.pgtikv.cloud.plugins.module_utils._module import run_module
 from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import MAX_PAGE_SIZE
 
 USER_OPTIONS = dict(
@@ -571,14 +570,7 @@ def argument_spec():
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    check_options(module)
-    require_libraries(module, "requests", "psycopg2")
-    warnings = []
-    try:
-        result, failed_msg = manage_fleet(module.params, module.check_mode, module._diff, warnings), None
-    except TaskError as error:
-        result, failed_msg = failure(error)
-    finish(module, result, warnings, failed_msg)
+    run_module(module, ("requests", "psycopg2"), lambda warnings: manage_fleet(module.params, module.check_mode, module._diff, warnings))
 
 
 if __name__ == "__main__":

@@ -323,12 +323,11 @@ server:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgtikv.cloud.plugins.module_utils._common import (
-    TaskError,
     pd_argument_spec,
     secret_store_argument_spec,
     sql_argument_spec,
 )
-from ansible_collections.pgtikv.cloud.plugins.module_utils._module import check_options, failure, finish, require_libraries
+from ansible_collections.pgtikv.cloud.plugins.module_utils._module import run_module
 from ansible_collections.pgtikv.cloud.plugins.module_utils._user import login_argument_spec, manage_user
 
 
@@ -355,14 +354,7 @@ def argument_spec():
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    check_options(module)
-    require_libraries(module, "psycopg2")
-    warnings = []
-    try:
-        result, failed_msg = manage_user(module.params, module.check_mode, warnings), None
-    except TaskError as error:
-        result, failed_msg = failure(error)
-    finish(module, result, warnings, failed_msg)
+    run_module(module, ("psycopg2",), lambda warnings: manage_user(module.params, module.check_mode, warnings))
 
 
 if __name__ == "__main__":

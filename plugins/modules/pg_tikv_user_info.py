@@ -150,11 +150,10 @@ server:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgtikv.cloud.plugins.module_utils._common import (
-    TaskError,
     pd_argument_spec,
     sql_argument_spec,
 )
-from ansible_collections.pgtikv.cloud.plugins.module_utils._module import check_options, failure, finish, require_libraries
+from ansible_collections.pgtikv.cloud.plugins.module_utils._module import run_module
 from ansible_collections.pgtikv.cloud.plugins.module_utils._user import login_argument_spec, read_users
 
 
@@ -180,14 +179,7 @@ def argument_spec():
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    check_options(module)
-    require_libraries(module, "psycopg2")
-    warnings = []
-    try:
-        result, failed_msg = read_users(module.params, warnings), None
-    except TaskError as error:
-        result, failed_msg = failure(error)
-    finish(module, result, warnings, failed_msg)
+    run_module(module, ("psycopg2",), lambda warnings: read_users(module.params, warnings))
 
 
 if __name__ == "__main__":
