@@ -122,6 +122,15 @@ def problem_lines(tenants):
     return lines
 
 
+def unproven_message(incomplete):
+    """The message of a run whose tenants are not all proven; ``incomplete``:
+    ``{name, problems}`` of each (the first 20 are named)."""
+    return "%d tenants are not proven usable: %s" % (
+        len(incomplete),
+        "; ".join("%s: %s" % (i["name"], ", ".join(i["problems"])) for i in incomplete[:20]),
+    )
+
+
 def run_failure(msg):
     """The result of a run that failed before any tenant was handled."""
     return {"failed": True, "msg": msg, "tenants": [], "summary": summary([]), "generated_passwords": {}, "problems": [msg], "report": [msg]}
@@ -133,13 +142,13 @@ def fleet_result(tenants, generated, notes, pd_calls, verify, check_mode, second
     message when a tenant failed or is not proven."""
     counts = summary(tenants, check_mode)
     failed = [t for t in tenants if t.get("failed")]
-    incomplete = [t for t in tenants if not t.get("verification", {"complete": True})["complete"]]
+    incomplete = [{"name": t["name"], "problems": t["verification"]["problems"]} for t in tenants if not t.get("verification", {"complete": True})["complete"]]
     out = {
         "changed": any(t.get("changed") for t in tenants),
         "tenants": tenants,
         "summary": counts,
         "generated_passwords": generated,
-        "incomplete": [{"name": t["name"], "problems": t["verification"]["problems"]} for t in incomplete],
+        "incomplete": incomplete,
         "pd_calls": pd_calls,
         "notes": notes,
         "report": report_lines(tenants, counts, verify, check_mode),
@@ -155,10 +164,7 @@ def fleet_result(tenants, generated, notes, pd_calls, verify, check_mode, second
                 % (len(failed), len(tenants), "; ".join("%s: %s" % (t["name"], t.get("msg")) for t in failed[:20]) + (" ..." if len(failed) > 20 else ""))
             )
         if incomplete:
-            parts.append(
-                "%d tenants are not proven usable: %s"
-                % (len(incomplete), "; ".join("%s: %s" % (t["name"], ", ".join(t["verification"]["problems"])) for t in incomplete[:20]))
-            )
+            parts.append(unproven_message(incomplete))
         out["msg"] = ". ".join(parts)
     return out
 
@@ -188,10 +194,7 @@ def gathered_result(keyspaces, missing, verification, pd_calls, seconds):
         out["verification"] = verification
         if incomplete:
             out["failed"] = True
-            out["msg"] = "%d tenants are not proven usable: %s" % (
-                len(incomplete),
-                "; ".join("%s: %s" % (i["name"], ", ".join(i["problems"])) for i in incomplete[:20]),
-            )
+            out["msg"] = unproven_message(incomplete)
     return out
 
 

@@ -20,6 +20,23 @@ from ansible_collections.pgtikv.cloud.plugins.module_utils._keyspace import TARG
 from ansible_collections.pgtikv.cloud.plugins.module_utils._pd_client import refusals_unproven
 
 
+class _Proof:
+    """The checks of one tenant's proof, each recorded, a failed one also as a
+    readable problem."""
+
+    def __init__(self):
+        self.checks = []
+        self.problems = []
+
+    def check(self, what, ok, problem):
+        self.checks.append({"check": what, "ok": bool(ok)})
+        if not ok:
+            self.problems.append(problem)
+
+    def result(self):
+        return {"complete": not self.problems, "problems": self.problems, "checks": self.checks}
+
+
 def verify_tenant(sql_params, name, keyspace, admin_password, user_passwords, item, proven=None):
     """Prove a present tenant usable. Returns {complete, problems, checks}.
 
@@ -32,13 +49,8 @@ def verify_tenant(sql_params, name, keyspace, admin_password, user_passwords, it
     reconcile's own logins already proved after its last write ({admin,
     bootstrap_refused, users}); only the rest gets a test login.
     """
-    checks = []
-    problems = []
-
-    def check(what, ok, problem):
-        checks.append({"check": what, "ok": bool(ok)})
-        if not ok:
-            problems.append(problem)
+    proof = _Proof()
+    check = proof.check
 
     def probe(user, password):
         return sql.login_outcome(sql_params, name, user, password)
@@ -68,23 +80,19 @@ def verify_tenant(sql_params, name, keyspace, admin_password, user_passwords, it
             continue
         outcome = "ok" if uname in proven_users else probe(uname, password)
         check("user %s logs in" % uname, outcome == "ok", "user %r cannot log in with its password (%s)" % (uname, outcome))
-    return {"complete": not problems, "problems": problems, "checks": checks}
+    return proof.result()
 
 
 def verify_locked(sql_params, name, keyspace, admin_password, user_passwords, item):
     """Prove a decommissioned tenant closed: the keyspace has left ENABLED, and
     neither admin nor any listed user can log in, with its last known password
     or at all (NOLOGIN: pg-tikv checks it before the password)."""
-    checks = []
-    problems = []
+    proof = _Proof()
     state = (keyspace or {}).get("state")
     target = TARGET_STATES.get(item.get("state") or "present")
-    ok = keyspace is None or state == target
-    checks.append({"check": "keyspace %s" % target, "ok": ok})
-    if not ok:
-        problems.append("keyspace is %s in PD, not %s" % (state, target))
+    proof.check("keyspace %s" % target, keyspace is None or state == target, "keyspace is %s in PD, not %s" % (state, target))
     if keyspace is None:
-        return {"complete": not problems, "problems": problems, "checks": checks}
+        return proof.result()
     accounts = [(BOOTSTRAP_ADMIN_USER, admin_password)] + [
         (u["name"], user_passwords.get(u["name"])) for u in item.get("users") or [] if (u.get("state") or "present") == "present"
     ]
@@ -93,11 +101,8 @@ def verify_locked(sql_params, name, keyspace, admin_password, user_passwords, it
             if not candidate:
                 continue
             outcome = sql.login_outcome(sql_params, name, user, candidate)
-            ok = outcome in ("nologin", "refused")
-            checks.append({"check": "%s cannot log in with %s" % (user, label), "ok": ok})
-            if not ok:
-                problems.append("%s still logs in with %s (%s)" % (user, label, outcome))
-    return {"complete": not problems, "problems": problems, "checks": checks}
+            proof.check("%s cannot log in with %s" % (user, label), outcome in ("nologin", "refused"), "%s still logs in with %s (%s)" % (user, label, outcome))
+    return proof.result()
 
 
 def mark_unproven(pd, tenants):
